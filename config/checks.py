@@ -1,0 +1,89 @@
+"""Cross-reference checks the schema alone cannot make: names that must point at
+something defined elsewhere in the file (systems, entities, flows' members…)."""
+from __future__ import annotations
+
+from .errors import ConfigIssue
+from .mapping_schema import check_entities
+from .schema import CrmsyncConfig, SourceOfTruth
+from .suggest import unknown
+
+
+def check_config(config: CrmsyncConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    systems = set(config.systems)
+    entities = set(config.entities)
+
+    for name, entity in config.entities.items():
+        for system in getattr(entity, "systems", {}) or {}:
+            if system not in systems:
+                issues.append(ConfigIssue(("entities", name, "systems", system), unknown("system", system, systems)))
+
+    for flow_name, flow in config.flows.items():
+        base = ("flows", flow_name)
+        if flow.entity not in entities:
+            issues.append(ConfigIssue((*base, "entity"), unknown("entity", flow.entity, entities)))
+        mapped = set(getattr(config.entities.get(flow.entity), "systems", {}) or {})
+        seen: set[str] = set()
+        for i, system in enumerate(flow.systems):
+            if system in seen:
+                issues.append(ConfigIssue((*base, "systems", i), f"system {system!r} is listed twice"))
+            seen.add(system)
+            if system not in systems:
+                issues.append(ConfigIssue((*base, "systems", i), unknown("system", system, systems)))
+            elif flow.entity in entities and system not in mapped:
+                issues.append(
+                    ConfigIssue(
+                        (*base, "systems", i),
+                        f"entity {flow.entity!r} has no mapping for system {system!r} (add entities.{flow.entity}.systems.{system})",
+                    )
+                )
+        if flow.source is not None and flow.source not in flow.systems:
+            issues.append(ConfigIssue((*base, "source"), unknown("system of this flow", flow.source, flow.systems)))
+        for i, system in enumerate(flow.create_in or []):
+            if system not in flow.systems:
+                issues.append(ConfigIssue((*base, "create_in", i), unknown("system of this flow", system, flow.systems)))
+
+    for entity, spec in config.conflicts.items():
+        if entity not in entities:
+            issues.append(ConfigIssue(("conflicts", entity), unknown("entity", entity, entities)))
+            continue
+        policies = [(("conflicts", entity, "default"), spec.default)]
+        policies += [(("conflicts", entity, "fields", f), p) for f, p in spec.fields.items()]
+        for path, policy in policies:
+            if isinstance(policy, SourceOfTruth) and policy.source_of_truth not in systems:
+                issues.append(
+                    ConfigIssue((*path, "source_of_truth"), unknown("system", policy.source_of_truth, systems))
+                )
+        fields = _canonical_fields(config, entity)
+        if fields is not None:
+            for field in spec.fields:
+                if field not in fields:
+                    issues.append(
+                        ConfigIssue(("conflicts", entity, "fields", field), unknown(f"field of {entity}", field, fields))
+                    )
+
+    for entity in config.deletes:
+        if entity not in entities:
+            issues.append(ConfigIssue(("deletes", entity), unknown("entity", entity, entities)))
+        else:
+            policy = config.delete_policy(entity)
+            fields = _canonical_fields(config, entity)
+            if policy.field and fields is not None and policy.field not in fields:
+                issues.append(ConfigIssue(("deletes", entity, "field"), unknown(f"field of {entity}", policy.field, fields)))
+
+    issues.extend(check_entities(config))
+    return issues
+
+
+def _canonical_fields(config: CrmsyncConfig, entity: str) -> set[str] | None:
+    """Field names of the entity's canonical model, or None when the model is unknown (reported elsewhere)."""
+    try:
+        from mapping.canonical import fields_of  # provided by the mapping layer
+    except ImportError:
+        return None
+    spec = config.entities.get(entity)
+    model = getattr(spec, "model", None)
+    try:
+        return set(fields_of(model)) if model else None
+    except KeyError:
+        return None
