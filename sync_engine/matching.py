@@ -1,0 +1,143 @@
+"""First-sync matching: is this unlinked record one we already know from another system?
+
+Keys are normalised (mapping.normalize) so that 深圳市华为技术有限公司 and
+华为技术 compare equal. Strong keys identify a company or person on their own
+(tax id / unified social credit code, domain, e-mail); the name is good enough
+only when no strong key contradicts it. The outcome is never a guess:
+
+- exactly one confident candidate → link to it;
+- several confident candidates, or only weak ones (similar but not equal names,
+  or equal names with contradicting tax ids) → the review queue;
+- no candidate → create a new canonical record.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mapping.normalize import NORMALIZERS
+
+CONFIDENT = 0.9
+WEAK = 0.75
+SIMILAR = 0.8
+
+#: Keys used when an entity's config names none (priority order).
+DEFAULT_KEYS: dict[str, list[tuple[str, str, bool]]] = {
+    # (canonical field, normaliser, strong)
+    "partner": [("tax_id", "tax_id", True), ("domain", "domain", True), ("name", "company_name_no_region", False)],
+    "account": [("tax_id", "tax_id", True), ("domain", "domain", True), ("name", "company_name_no_region", False)],
+    "contact": [("email", "email", True), ("mobile", "phone", True), ("name", "person_name", False)],
+    "deal": [("name", "company_name", False)],
+    "sales_order": [("number", "tax_id", True)],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    field: str
+    normalizer: str
+    strong: bool
+
+    def key_of(self, values: Mapping[str, Any]) -> str | None:
+        raw = values.get(self.field)
+        if raw in (None, ""):
+            return None
+        return NORMALIZERS[self.normalizer](str(raw))
+
+
+def default_keys(entity: str) -> list[KeySpec]:
+    return [KeySpec(*k) for k in DEFAULT_KEYS.get(entity, [("name", "person_name", False)])]
+
+
+def keys_of(specs: Sequence[KeySpec], values: Mapping[str, Any]) -> dict[str, str]:
+    """field -> normalised key, for the fields that have a value."""
+    out = {}
+    for spec in specs:
+        key = spec.key_of(values)
+        if key:
+            out[spec.field] = key
+    return out
+
+
+def block_of(name_key: str | None) -> str | None:
+    """A coarse bucket of names, so similar-but-not-equal names can be found without a full scan."""
+    return name_key[:2] if name_key and len(name_key) >= 2 else None
+
+
+@dataclass(slots=True)
+class Candidate:
+    canonical_id: str
+    keys: dict[str, str]
+    #: systems in which this canonical record already has a record
+    systems: set[str] = field(default_factory=set)
+    label: str = ""
+
+
+@dataclass(slots=True)
+class Scored:
+    canonical_id: str
+    score: float
+    reason: str
+    label: str = ""
+
+
+@dataclass(slots=True)
+class MatchDecision:
+    outcome: Literal["link", "review", "create"]
+    canonical_id: str | None = None
+    candidates: list[Scored] = field(default_factory=list)
+    reason: str = ""
+
+
+def score(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str, str]) -> tuple[float, str]:
+    strong_equal = [s.field for s in specs if s.strong and s.field in mine and mine[s.field] == theirs.get(s.field)]
+    contradicting = [
+        s.field for s in specs if s.strong and s.field in mine and s.field in theirs and mine[s.field] != theirs[s.field]
+    ]
+    weak = [s for s in specs if not s.strong]
+    if strong_equal and not contradicting:
+        return 1.0, f"same {', '.join(strong_equal)}"
+    best = 0.0
+    reason = ""
+    for spec in weak:
+        a, b = mine.get(spec.field), theirs.get(spec.field)
+        if not a or not b:
+            continue
+        if a == b:
+            value, why = CONFIDENT, f"same {spec.field}"
+        else:
+            ratio = difflib.SequenceMatcher(None, a, b).ratio()
+            # 80 % alike or more is worth a person's look (星河博电子 vs 星河博电器); never a link on its own.
+            value = WEAK + (ratio - SIMILAR) / (1 - SIMILAR) * (CONFIDENT - WEAK) * 0.99 if ratio >= SIMILAR else ratio / 2
+            why = f"similar {spec.field} ({ratio:.0%})"
+        if value > best:
+            best, reason = value, why
+    if contradicting and best > 0:
+        # Same name, different tax ids: maybe a typo, maybe two companies. A person decides.
+        return min(best, WEAK), f"{reason} but different {', '.join(contradicting)}"
+    if strong_equal and contradicting:
+        return WEAK, f"same {', '.join(strong_equal)} but different {', '.join(contradicting)}"
+    return best, reason
+
+
+def decide(
+    specs: Sequence[KeySpec], mine: Mapping[str, str], candidates: Iterable[Candidate], *, system: str
+) -> MatchDecision:
+    scored: list[Scored] = []
+    for candidate in candidates:
+        if system in candidate.systems:
+            continue  # it already has its own record in this system: not the same one
+        value, reason = score(specs, mine, candidate.keys)
+        if value >= WEAK:
+            scored.append(Scored(candidate.canonical_id, round(value, 3), reason, candidate.label))
+    scored.sort(key=lambda s: (-s.score, s.canonical_id))
+    confident = [s for s in scored if s.score >= CONFIDENT]
+    if len(confident) == 1:
+        return MatchDecision("link", confident[0].canonical_id, scored, confident[0].reason)
+    if len(confident) > 1:
+        return MatchDecision("review", None, scored, f"{len(confident)} records match equally well")
+    if scored:
+        return MatchDecision("review", None, scored, f"only a weak match: {scored[0].reason}")
+    return MatchDecision("create", None, [], "no match")

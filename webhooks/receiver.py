@@ -1,0 +1,123 @@
+"""``POST /webhooks/{system_name}``: verify, store durably, acknowledge.
+
+Order of checks: unknown system (404) → body size (413) → content type and JSON
+(400) → the system's own verification (401 or what the verifier says) → store
+the delivery in the inbox and enqueue its job in one transaction → answer what
+the sender expects (Fxiaoke wants ``success``). Nothing is stored for a rejected
+delivery; a redelivery with the same dedupe key is acknowledged without new work.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from connectors.base import WebhookDelivery, WebhookVerifier
+from connectors.errors import WebhookRejected
+
+log = logging.getLogger(__name__)
+
+#: Headers never stored in the inbox (they may carry credentials).
+_SENSITIVE_HEADERS = {"authorization", "cookie", "x-crmsync-signature", "x-zoho-token", "proxy-authorization"}
+
+
+class Intake(Protocol):
+    """What the receiver needs from the engine (the engine implements it on the state database)."""
+
+    def verifier(self, system_name: str) -> WebhookVerifier | None: ...
+
+    def channel_token(self, channel_id: str) -> str | None: ...
+
+    def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
+        """Store the delivery and enqueue its job in one transaction; False when it was a duplicate."""
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in _SENSITIVE_HEADERS}
+
+
+def webhook_router(
+    intake: Intake,
+    *,
+    max_body_bytes: int,
+    count: Callable[[str, str], None],
+    observe_ack: Callable[[str, float], None] = lambda _s, _t: None,
+    clock: Callable[[], float] = time.time,
+) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    def reject(system: str, status: int, result: str, message: str) -> JSONResponse:
+        count(system, result)
+        return JSONResponse({"error": message}, status_code=status)
+
+    @router.post(
+        "/webhooks/{system_name}",
+        summary="Receive a change notification from a system",
+        responses={
+            200: {"description": "Stored (or a known redelivery) and acknowledged"},
+            400: {"description": "Not JSON, or malformed"},
+            401: {"description": "Verification failed"},
+            404: {"description": "No such system"},
+            413: {"description": "Body too large"},
+        },
+    )
+    async def receive(system_name: str, request: Request) -> Response:
+        started = time.perf_counter()
+        if len(system_name) > 100:
+            return reject("unknown", 404, "unknown_system", "unknown system")
+        verifier = intake.verifier(system_name)
+        if verifier is None:
+            return reject("unknown", 404, "unknown_system", f"unknown system {system_name!r}")
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except PayloadTooLarge:
+            return reject(system_name, 413, "too_large", f"body larger than {max_body_bytes} bytes")
+        if not _is_json_type(request.headers.get("content-type", "")):
+            return reject(system_name, 400, "bad_content_type", "expected Content-Type: application/json")
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return reject(system_name, 400, "bad_json", "body is not valid JSON")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            delivery = verifier.verify(headers, body, now=clock(), channel_token=intake.channel_token)
+        except WebhookRejected as exc:
+            log.warning("webhook for %s rejected: %s", system_name, exc.reason)
+            return reject(system_name, exc.status, "rejected", exc.reason)
+        fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
+        count(system_name, "accepted" if fresh else "duplicate")
+        observe_ack(system_name, time.perf_counter() - started)
+        if isinstance(delivery.reply_body, str):
+            return PlainTextResponse(delivery.reply_body, status_code=delivery.reply_status)
+        return JSONResponse(delivery.reply_body, status_code=delivery.reply_status)
+
+    return router
