@@ -1,0 +1,238 @@
+"""One pass of a flow, and syncs triggered by webhooks.
+
+A pass: settle writes a crashed run left in doubt → pull every readable system
+since its cursor and stage the changes → reconcile staged changes in batches
+(merge, decide writes) and push each batch's writes → advance the cursors of the
+systems whose pull completed. Every step commits what it finished, so a crash
+anywhere resumes without losing or repeating a record.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+
+from connectors.base import ChangeHint
+from connectors.errors import AuthError, ConnectorError
+from connectors.ratelimit import URGENT, priority
+from mapping.references import MissingLink
+
+from .context import Report, UnitOfWork
+from .pull import commit_cursor, pull_and_stage, stage_records
+from .push import push_pending, recover_in_doubt
+from .reconcile import readable_systems, reconcile_batch
+from .runtime import Runtime
+from .state.models import Run, SystemState
+from .state.models.enums import RunKind, RunStatus
+from .state.models.pipeline import OutboxWrite, StagedChange
+from .state.types import utc_now
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+
+
+class SyncEngine:
+    def __init__(self, runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> None:
+        self.rt = runtime
+        self.batch_size = batch_size
+
+    # -- scheduled / CLI passes -----------------------------------------
+    async def run_all(self, flows: Sequence[str] | None = None, *, full: bool = False, dry_run: bool = False) -> list[Report]:
+        """Run the flows in dependency order (partners before accounts before contacts and deals)."""
+        return [await self.run_flow(name, full=full, dry_run=dry_run) for name in self.rt.flows_in_order(list(flows) if flows else None)]
+
+    async def run_flow(self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None) -> Report:
+        kind = RunKind.FULL if full else RunKind.INCREMENTAL
+        report = Report(flow=flow_name, kind=kind.value, dry_run=dry_run)
+        uow = UnitOfWork(self.rt.store, dry_run=dry_run)
+        try:
+            report.run_id = self._start_run(uow, flow_name, kind, job_id)
+            entity = self.rt.flow(flow_name).entity
+            if not dry_run:
+                await recover_in_doubt(self.rt, uow, report, entity, older_than=self.rt.config.sync.lease * 2)
+            pulled: list[str] = []
+            for system in readable_systems(self.rt, flow_name):
+                if self._paused(uow, system):
+                    report.errors.append(f"{system}: paused until {self._paused(uow, system).isoformat()}")
+                    continue
+                try:
+                    await pull_and_stage(self.rt, uow, report, flow_name, system, full=full, run_id=report.run_id)
+                    pulled.append(system)
+                except ConnectorError as exc:
+                    self._system_failed(uow, report, system, exc)
+            await self._reconcile_all(uow, report, flow_name, dry_run=dry_run)
+            with uow.tx() as session:
+                mapper_objects = {s: self.rt.mappings.mapper(self.rt.flow(flow_name).entity, s).object for s in pulled}
+                for system in pulled:
+                    commit_cursor(session, system, mapper_objects[system], flow_name)
+            self._finish_run(uow, report)
+            return report
+        except BaseException as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            self._finish_run(uow, report, failed=True)
+            raise
+        finally:
+            uow.close()
+            self.rt.metrics.runs.labels(flow_name, kind.value, "failed" if report.errors else "ok").inc()
+
+    # -- webhook-triggered ------------------------------------------------
+    async def sync_hints(self, system: str, hints: Sequence[ChangeHint], *, origin: str = "event", job_id: int | None = None) -> list[Report]:
+        """Fetch the current state of the hinted records and reconcile them (webhooks are hints, not data)."""
+        by_flow: dict[str, set[str]] = defaultdict(set)
+        for hint in hints:
+            for flow_name in self.rt.flows_for(system, hint.object):
+                by_flow[flow_name].update(hint.ids)
+        reports = []
+        with priority(URGENT):
+            for flow_name in self.rt.flows_in_order(list(by_flow)):
+                reports.append(await self._sync_ids(flow_name, system, sorted(by_flow[flow_name]), origin=origin, job_id=job_id))
+        return reports
+
+    async def _sync_ids(self, flow_name: str, system: str, ids: list[str], *, origin: str, job_id: int | None) -> Report:
+        kind = RunKind.WEBHOOK if origin == "event" else RunKind.REPLAY if origin == "replay" else RunKind.RECONCILE
+        report = Report(flow=flow_name, kind=kind.value)
+        uow = UnitOfWork(self.rt.store)
+        try:
+            report.run_id = self._start_run(uow, flow_name, kind, job_id)
+            entity = self.rt.flow(flow_name).entity
+            mapper = self.rt.mappings.mapper(entity, system)
+            records = await self.rt.connector(system).fetch(mapper.object, ids, mapper.system_fields())
+            with uow.tx() as session:
+                staged, skipped = stage_records(
+                    session, entity, system, mapper.object, records, origin=origin, run_id=report.run_id,
+                    force=origin == "replay",
+                )
+            report.count(system, "read", len(records))
+            report.count(system, "skipped", skipped)
+            await self._reconcile_all(uow, report, flow_name, dry_run=False)
+            self._finish_run(uow, report)
+            return report
+        except BaseException as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            self._finish_run(uow, report, failed=True)
+            raise
+        finally:
+            uow.close()
+
+    # -- reconciliation loop -------------------------------------------
+    async def _reconcile_all(self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0) -> None:
+        flow = self.rt.flow(flow_name)
+        entity = flow.entity
+        systems = readable_systems(self.rt, flow_name)
+        with uow.tx() as session:
+            # Records and writes waiting for a reference get another chance every pass.
+            session.execute(
+                update(StagedChange)
+                .where(StagedChange.entity == entity, StagedChange.status == "deferred", StagedChange.system.in_(systems))
+                .values(status="pending")
+            )
+            session.execute(
+                update(OutboxWrite).where(OutboxWrite.entity == entity, OutboxWrite.status == "deferred").values(status="pending")
+            )
+        for round_ in range(2):
+            missing: list[MissingLink] = []
+            last_id = 0
+            while True:
+                with uow.tx() as session:
+                    query = (
+                        select(StagedChange)
+                        .where(
+                            StagedChange.entity == entity,
+                            StagedChange.status == "pending",
+                            StagedChange.system.in_(systems),
+                            StagedChange.id > last_id,
+                        )
+                        .order_by(StagedChange.id)
+                        .limit(self.batch_size)
+                    )
+                    if session.get_bind().dialect.name == "postgresql":
+                        query = query.with_for_update(skip_locked=True)
+                    batch = list(session.scalars(query))
+                    if not batch:
+                        break
+                    last_id = batch[-1].id
+                    outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id)
+                    missing.extend(outcome.missing)
+                await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
+            if not missing or round_ == 1 or depth >= 2:
+                return
+            await self._sync_references(uow, report, missing, dry_run=dry_run, depth=depth)
+            with uow.tx() as session:
+                session.execute(
+                    update(StagedChange)
+                    .where(StagedChange.entity == entity, StagedChange.status == "deferred", StagedChange.system.in_(systems))
+                    .values(status="pending")
+                )
+
+    async def _sync_references(self, uow: UnitOfWork, report: Report, missing: list[MissingLink], *, dry_run: bool, depth: int) -> None:
+        """A record points at one not synced yet: fetch that one and sync it first."""
+        wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for link in missing:
+            wanted[(link.entity, link.system)].add(link.id)
+        for (entity, system), ids in wanted.items():
+            flows = [
+                name for name in self.rt.flows_in_order()
+                if self.rt.flow(name).entity == entity and system in readable_systems(self.rt, name)
+            ]
+            if not flows:
+                continue  # nothing syncs that entity from that system: the records stay deferred, then dead-letter
+            mapper = self.rt.mappings.mapper(entity, system)
+            try:
+                records = await self.rt.connector(system).fetch(mapper.object, sorted(ids), mapper.system_fields())
+            except ConnectorError as exc:
+                report.errors.append(f"{system}: fetching referenced {entity} failed: {exc}")
+                continue
+            with uow.tx() as session:
+                stage_records(session, entity, system, mapper.object, records, origin="poll", run_id=report.run_id, force=True)
+            await self._reconcile_all(uow, report, flows[0], dry_run=dry_run, depth=depth + 1)
+
+    # -- bookkeeping -------------------------------------------------------
+    def _start_run(self, uow: UnitOfWork, flow_name: str, kind: RunKind, job_id: int | None) -> int:
+        with uow.tx() as session:
+            run = Run(flow=flow_name, kind=RunKind.DRY_RUN if uow.dry_run else kind,
+                      status=RunStatus.RUNNING, stats={}, job_id=job_id)
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _finish_run(self, uow: UnitOfWork, report: Report, *, failed: bool = False) -> None:
+        try:
+            with uow.tx() as session:
+                run = session.get(Run, report.run_id)
+                if run is None:
+                    return
+                run.finished_at = utc_now()
+                run.stats = report.as_dict()["counts"]
+                run.error = "\n".join(report.errors)[:4000] or None
+                if failed:
+                    run.status = RunStatus.FAILED
+                elif report.errors or report.total("dead_letters") or report.total("review"):
+                    run.status = RunStatus.PARTIAL
+                else:
+                    run.status = RunStatus.SUCCEEDED
+        except Exception:  # noqa: BLE001 - bookkeeping must not mask the pass's own outcome
+            log.exception("could not record the end of run %s", report.run_id)
+
+    def _paused(self, uow: UnitOfWork, system: str):
+        with uow.tx() as session:
+            state = session.get(SystemState, system)
+            if state and state.paused_until and state.paused_until > utc_now():
+                return state.paused_until
+        return None
+
+    def _system_failed(self, uow: UnitOfWork, report: Report, system: str, exc: ConnectorError) -> None:
+        report.errors.append(f"{system}: {exc}")
+        log.warning("pull from %s failed: %s", system, exc)
+        with uow.tx() as session:
+            state = session.get(SystemState, system) or SystemState(system=system)
+            if isinstance(exc, AuthError):
+                state.auth_state = "failed"
+                state.auth_error = str(exc)
+            until = getattr(exc, "until", None)
+            if until is not None:
+                state.paused_until = until
+                state.pause_reason = str(exc)
+            session.add(state)

@@ -1,0 +1,67 @@
+"""The ID cross-reference table as the mapping layer sees it (a ReferenceResolver),
+plus the small queries the engine makes about links."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .state.models import Link
+from .state.models.enums import LinkStatus
+
+
+class LinkResolver:
+    """Resolves references through ``links`` within one session, with a per-batch cache.
+
+    Only active links count: a reference to a record deleted in the target must
+    not be written as if it still existed.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._to_canonical: dict[tuple[str, str, str], str | None] = {}
+        self._to_external: dict[tuple[str, str, str], str | None] = {}
+
+    def to_canonical_id(self, entity: str, system: str, external_id: str) -> str | None:
+        key = (entity, system, str(external_id))
+        if key not in self._to_canonical:
+            self._to_canonical[key] = self.session.scalar(
+                select(Link.canonical_id).where(
+                    Link.entity == entity,
+                    Link.system == system,
+                    Link.external_id == str(external_id),
+                    Link.status == LinkStatus.ACTIVE,
+                )
+            )
+        return self._to_canonical[key]
+
+    def to_external_id(self, entity: str, canonical_id: str, system: str) -> str | None:
+        key = (entity, str(canonical_id), system)
+        if key not in self._to_external:
+            self._to_external[key] = self.session.scalar(
+                select(Link.external_id).where(
+                    Link.entity == entity,
+                    Link.canonical_id == str(canonical_id),
+                    Link.system == system,
+                    Link.status == LinkStatus.ACTIVE,
+                )
+            )
+        return self._to_external[key]
+
+    def remember(self, entity: str, canonical_id: str, system: str, external_id: str) -> None:
+        self._to_canonical[(entity, system, external_id)] = canonical_id
+        self._to_external[(entity, canonical_id, system)] = external_id
+
+    def forget(self, entity: str, canonical_id: str, system: str, external_id: str) -> None:
+        self._to_canonical.pop((entity, system, external_id), None)
+        self._to_external.pop((entity, canonical_id, system), None)
+
+
+def link_of(session: Session, system: str, object: str, external_id: str) -> Link | None:
+    return session.scalar(
+        select(Link).where(Link.system == system, Link.object == object, Link.external_id == str(external_id))
+    )
+
+
+def links_of_record(session: Session, entity: str, canonical_id: str) -> dict[str, Link]:
+    rows = session.scalars(select(Link).where(Link.entity == entity, Link.canonical_id == canonical_id))
+    return {link.system: link for link in rows}

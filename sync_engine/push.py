@@ -1,0 +1,252 @@
+"""Send decided writes (the outbox) to the target systems and record the outcomes.
+
+Rows go ``pending → sent`` in a committed transaction *before* the API call, so
+after a crash a ``sent`` row is known to be "in doubt": :func:`recover_in_doubt`
+resends updates and deletes (they are idempotent) and looks for a create in the
+target before making it again. Each success updates the target's snapshot with
+exactly what was written — that is how its echo is recognised later. A record
+the target rejects goes to the dead-letter queue with the target's code and
+message; the rest of the batch carries on.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import PullRequest, WriteOp, WriteResult
+from connectors.errors import ConnectorError, QuotaExhausted
+from mapping.canonical import canonical_hash
+from mapping.errors import MappingError
+from mapping.references import UnresolvedReference
+
+from . import records as rec
+from .context import PlannedWrite, Report, UnitOfWork
+from .links import LinkResolver
+from .runtime import Runtime
+from .state.models import Link, Snapshot, SystemState
+from .state.models.enums import DeadLetterStage, LinkStatus, SnapshotAction
+from .state.models.pipeline import OutboxWrite
+from .state.types import utc_now
+
+log = logging.getLogger(__name__)
+
+
+async def push_pending(
+    rt: Runtime,
+    uow: UnitOfWork,
+    report: Report,
+    entity: str,
+    *,
+    run_id: int | None,
+    dry_run: bool,
+    ids: list[int] | None = None,
+) -> None:
+    """Send every pending outbox row of ``entity`` (or just ``ids``), grouped by target system."""
+    plans: dict[str, list[tuple[int, WriteOp]]] = defaultdict(list)
+    with uow.tx() as session:
+        query = select(OutboxWrite).where(OutboxWrite.entity == entity, OutboxWrite.status == "pending")
+        if ids is not None:
+            query = query.where(OutboxWrite.id.in_(ids))
+        query = query.order_by(OutboxWrite.id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        resolver = LinkResolver(session)
+        for row in rows:
+            mapper = rt.mappings.mapper(entity, row.system)
+            try:
+                if row.action == "delete":
+                    data: dict[str, Any] = {}
+                elif row.action == "create":
+                    data = mapper.to_system(row.values, resolver)
+                else:
+                    data = mapper.to_system(row.values, resolver, fields=list(row.values))
+            except UnresolvedReference as exc:
+                row.attempts += 1
+                row.error = str(exc)
+                if row.attempts >= rt.config.sync.max_attempts:
+                    _fail(rt, session, report, row, "reference.unresolved", str(exc), DeadLetterStage.REFERENCE, run_id)
+                else:
+                    row.status = "deferred"
+                    report.count(row.system, "deferred")
+                continue
+            except MappingError as exc:
+                _fail(rt, session, report, row, f"mapping.{exc.code}", exc.describe(), DeadLetterStage.MAP, run_id)
+                continue
+            if row.action == "update" and not data:
+                row.status = "done"  # nothing this system stores changed after all
+                continue
+            row.status = "sent"
+            row.sent_at = utc_now()
+            row.attempts += 1
+            plans[row.system].append(
+                (row.id, WriteOp(key=row.op_key, action=row.action, data=data, external_id=row.external_id))
+            )
+
+    for system, planned in plans.items():
+        ops = [op for _, op in planned]
+        object = rt.mappings.mapper(entity, system).object
+        if dry_run:
+            results = [
+                WriteResult(key=op.key, ok=True, external_id=op.external_id or f"dry-run:{row_id}")
+                for row_id, op in planned
+            ]
+        else:
+            try:
+                results = await rt.connector(system).push(object, ops)
+            except ConnectorError as exc:
+                _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
+                continue
+        with uow.tx() as session:
+            for (row_id, op), result in zip(planned, results, strict=True):
+                _apply(rt, session, report, session.get(OutboxWrite, row_id), op, result, run_id)
+
+
+def _call_failed(rt: Runtime, uow: UnitOfWork, report: Report, system: str, row_ids: list[int], exc: ConnectorError) -> None:
+    """The whole call failed (outage, auth, quota): the writes wait for the next pass."""
+    report.errors.append(f"{system}: {exc}")
+    log.warning("writes to %s postponed: %s", system, exc)
+    with uow.tx() as session:
+        for row_id in row_ids:
+            row = session.get(OutboxWrite, row_id)
+            row.status = "pending"
+            row.error = str(exc)
+        if isinstance(exc, QuotaExhausted):
+            state = session.get(SystemState, system) or SystemState(system=system)
+            state.paused_until = exc.until
+            state.pause_reason = str(exc)
+            session.add(state)
+
+
+def _fail(rt: Runtime, session, report: Report, row: OutboxWrite, code: str | None, message: str, stage, run_id) -> None:
+    row.status = "failed"
+    row.error = message
+    rec.dead_letter(
+        session, entity=row.entity, flow=row.flow, system=row.system, object=row.object,
+        external_id=row.external_id, canonical_id=row.canonical_id, stage=stage, code=code, message=message,
+        payload={"action": row.action, "values": row.values, "op_key": row.op_key}, attempts=row.attempts, run_id=run_id,
+    )
+    report.count(row.system, "dead_letters")
+
+
+def _apply(rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id) -> None:
+    entity = row.entity
+    model = rt.mappings.models[entity]
+    if not result.ok:
+        if result.retryable and row.attempts < rt.config.sync.max_attempts:
+            row.status = "pending"
+            row.error = f"{result.code}: {result.message}"
+            report.count(row.system, "deferred")
+            return
+        _fail(rt, session, report, row, result.code, result.message or "rejected", DeadLetterStage.PUSH, run_id)
+        return
+    row.status = "done"
+    row.done_at = utc_now()
+    before = dict(session.get(Snapshot, (entity, row.canonical_id, row.system)).values) if session.get(
+        Snapshot, (entity, row.canonical_id, row.system)
+    ) else {}
+    if row.action == "create":
+        link = session.scalar(
+            select(Link).where(Link.entity == entity, Link.canonical_id == row.canonical_id, Link.system == row.system)
+        )
+        if link is None:
+            session.add(Link(entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
+                             external_id=str(result.external_id), status=LinkStatus.ACTIVE, last_synced_at=utc_now()))
+        row.external_id = str(result.external_id)
+    elif row.action == "delete":
+        link = session.scalar(
+            select(Link).where(Link.entity == entity, Link.canonical_id == row.canonical_id, Link.system == row.system)
+        )
+        if link is not None:
+            link.status = LinkStatus.DELETED
+    if row.action != "delete":
+        rec.save_snapshot(
+            session, entity=entity, canonical_id=row.canonical_id, system=row.system, values=row.values,
+            modified_at=result.modified_at, action=SnapshotAction.WRITE, op_key=row.op_key,
+            hash_of=lambda values: canonical_hash(values, model),
+        )
+    counter = {"create": "created", "update": "updated", "delete": "deleted"}[row.action]
+    report.count(row.system, counter)
+    rt.metrics.records.labels(row.flow or "", row.system, row.action).inc()
+    changes = {f: (before.get(f), v) for f, v in row.values.items()}
+    report.planned.append(
+        PlannedWrite(flow=row.flow or "", system=row.system, action=row.action, canonical_id=row.canonical_id,
+                     external_id=row.external_id, changes=changes)
+    )
+    rec.audit(
+        session, "write", entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
+        external_id=row.external_id, origin=row.origin, run_id=run_id,
+        details={"action": row.action, "changes": {f: [a, b] for f, (a, b) in changes.items()},
+                 "pending": result.pending, "op_key": row.op_key},
+    )
+
+
+async def recover_in_doubt(rt: Runtime, uow: UnitOfWork, report: Report, entity: str, *, older_than: timedelta) -> int:
+    """Settle writes a crashed worker sent without recording the outcome.
+
+    Updates and deletes are resent. A create is looked for first: the target's
+    records changed since the send are pulled and compared with what we meant to
+    write; a match is linked instead of created again.
+    """
+    cutoff = utc_now() - older_than
+    with uow.tx() as session:
+        rows = list(
+            session.scalars(
+                select(OutboxWrite).where(
+                    OutboxWrite.entity == entity, OutboxWrite.status == "sent", OutboxWrite.sent_at < cutoff
+                )
+            )
+        )
+        creates: dict[str, list[int]] = defaultdict(list)
+        for row in rows:
+            if row.action == "create":
+                creates[row.system].append(row.id)
+            else:
+                row.status = "pending"
+    settled = 0
+    for system, row_ids in creates.items():
+        settled += await _find_created(rt, uow, report, entity, system, row_ids)
+    return len(rows)
+
+
+async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, row_ids: list[int]) -> int:
+    mapper = rt.mappings.mapper(entity, system)
+    model = rt.mappings.models[entity]
+    equal = rec.field_equality(model)
+    with uow.tx() as session:
+        rows = {row_id: session.get(OutboxWrite, row_id) for row_id in row_ids}
+        since = min(r.sent_at for r in rows.values()) - rt.config.sync.overlap
+    waiting = dict(rows)
+    found = 0
+    async for page in rt.connector(system).pull(PullRequest(object=mapper.object, fields=mapper.system_fields(), since=since)):
+        with uow.tx() as session:
+            resolver = LinkResolver(session)
+            for record in page.records:
+                if record.deleted or not waiting:
+                    continue
+                taken = session.scalar(select(Link.id).where(Link.system == system, Link.object == mapper.object,
+                                                             Link.external_id == record.external_id))
+                if taken is not None:
+                    continue
+                try:
+                    values = mapper.to_canonical(record.data, resolver)
+                except (MappingError, UnresolvedReference):
+                    continue
+                for row_id, row in list(waiting.items()):
+                    comparable = [f for f in row.values if f in values]
+                    if comparable and all(equal(f, row.values[f], values[f]) for f in comparable):
+                        row = session.get(OutboxWrite, row_id)
+                        _apply(rt, session, report, row, WriteOp(key=row.op_key, action="create"),
+                               WriteResult(key=row.op_key, ok=True, external_id=record.external_id,
+                                           modified_at=record.modified_at), row.run_id)
+                        del waiting[row_id]
+                        found += 1
+                        break
+    with uow.tx() as session:
+        for row_id in waiting:
+            session.get(OutboxWrite, row_id).status = "pending"  # it never landed: send it again
+    return found

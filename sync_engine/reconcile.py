@@ -1,0 +1,363 @@
+"""Turn staged changes into canonical records and decided writes.
+
+For a batch of staged changes (in one transaction): map each to canonical
+values, find its canonical record (link, or first-sync matching), merge field by
+field with what the other systems last held, record conflicts, update the base
+and the source snapshots, and queue in the outbox exactly the writes each other
+system needs — only the fields that differ from what that system holds. The
+outbox rows commit with the merge, before anything is sent.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mapping.canonical import canonical_hash
+from mapping.errors import MappingError
+from mapping.references import MissingLink, UnresolvedReference
+
+from . import records as rec
+from .context import Report
+from .links import LinkResolver, link_of, links_of_record
+from .matching import KeySpec, decide, default_keys, keys_of
+from .merge import Observation, Snapshot as MergeSnapshot, merge, policy_name
+from .runtime import Runtime
+from .state.models import Conflict, Link, Record, Review, Snapshot
+from .state.models.enums import DeadLetterStage, LinkStatus, ReviewKind, ReviewStatus, SnapshotAction
+from .state.models.pipeline import OutboxWrite, StagedChange
+from .state.types import utc_now
+
+STRONG_NORMALIZERS = {"tax_id", "domain", "email", "phone"}
+
+
+@dataclass
+class BatchOutcome:
+    missing: list[MissingLink] = field(default_factory=list)
+    touched: int = 0
+
+
+def match_specs(rt: Runtime, entity: str) -> list[KeySpec]:
+    configured = rt.mappings.match_keys(entity)
+    if configured:
+        return [KeySpec(f, n or "person_name", (n or "") in STRONG_NORMALIZERS) for f, n in configured]
+    model = rt.mappings.models.get(entity, entity)
+    return default_keys({"SalesOrder": "sales_order"}.get(model, model.lower()))
+
+
+def write_targets(rt: Runtime, flow_name: str) -> list[str]:
+    flow = rt.flow(flow_name)
+    return [s for s in flow.systems if not (flow.direction == "one_way" and s == flow.source)]
+
+
+def readable_systems(rt: Runtime, flow_name: str) -> list[str]:
+    flow = rt.flow(flow_name)
+    return [flow.source] if flow.direction == "one_way" else list(flow.systems)
+
+
+def reconcile_batch(
+    rt: Runtime, session: Session, report: Report, flow_name: str, batch: list[StagedChange], run_id: int | None
+) -> BatchOutcome:
+    flow = rt.flow(flow_name)
+    entity = flow.entity
+    model = rt.mappings.models[entity]
+    equal = rec.field_equality(model)
+    specs = match_specs(rt, entity)
+    resolver = LinkResolver(session)
+    outcome = BatchOutcome()
+    groups: dict[str, list[tuple[StagedChange, dict[str, Any] | None]]] = defaultdict(list)
+
+    for change in batch:
+        mapper = rt.mappings.mapper(entity, change.system)
+        link = link_of(session, change.system, change.object, change.external_id)
+        if change.deleted:
+            if link is not None and link.status == LinkStatus.ACTIVE:
+                groups[link.canonical_id].append((change, None))
+            else:
+                session.delete(change)  # never synced, or already gone: nothing to do
+            continue
+        try:
+            values = mapper.to_canonical(change.data, resolver)
+        except MappingError as exc:
+            rec.dead_letter(
+                session, entity=entity, flow=flow_name, system=change.system, object=change.object,
+                external_id=change.external_id, canonical_id=link.canonical_id if link else None,
+                stage=DeadLetterStage.MAP, code=f"mapping.{exc.code}", message=exc.describe(),
+                payload={"record": change.data, "error": exc.as_dict()}, attempts=change.attempts + 1, run_id=run_id,
+            )
+            report.count(change.system, "dead_letters")
+            session.delete(change)
+            continue
+        except UnresolvedReference as exc:
+            _defer(rt, session, report, flow_name, change, str(exc), run_id)
+            outcome.missing.extend(m for m in exc.missing if m.direction == "read")
+            continue
+
+        if link is None:
+            cid = _match_or_create(rt, session, report, flow_name, change, values, specs, run_id)
+            if cid is None:
+                continue  # waiting in the review queue
+            link = Link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                        external_id=change.external_id, status=LinkStatus.ACTIVE)
+            session.add(link)
+            session.flush()
+            resolver.remember(entity, cid, change.system, change.external_id)
+        elif link.status != LinkStatus.ACTIVE:
+            link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
+        groups[link.canonical_id].append((change, values))
+
+    for cid, items in groups.items():
+        _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal)
+        outcome.touched += 1
+        for change, _ in items:
+            session.delete(change)
+    return outcome
+
+
+def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id) -> None:
+    change.attempts += 1
+    change.reason = reason
+    if change.attempts >= rt.config.sync.max_attempts:
+        rec.dead_letter(
+            session, entity=change.entity, flow=flow_name, system=change.system, object=change.object,
+            external_id=change.external_id, canonical_id=None, stage=DeadLetterStage.REFERENCE,
+            code="reference.unresolved", message=reason, payload={"record": change.data},
+            attempts=change.attempts, run_id=run_id,
+        )
+        report.count(change.system, "dead_letters")
+        session.delete(change)
+    else:
+        change.status = "deferred"
+        report.count(change.system, "deferred")
+
+
+def _match_or_create(
+    rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange,
+    values: dict[str, Any], specs: list[KeySpec], run_id,
+) -> str | None:
+    entity = change.entity
+    mine = keys_of(specs, values)
+    decision = decide(specs, mine, rec.candidates(session, entity, specs, mine), system=change.system)
+    if decision.outcome == "review":
+        subject = f"match:{entity}:{change.system}:{change.external_id}"
+        existing = session.scalar(select(Review).where(Review.subject_key == subject, Review.status == ReviewStatus.OPEN))
+        if existing is None:
+            session.add(Review(
+                kind=ReviewKind.MATCH, entity=entity, system=change.system, external_id=change.external_id,
+                subject_key=subject,
+                details={
+                    "flow": flow_name, "reason": decision.reason, "values": values,
+                    "candidates": [
+                        {"canonical_id": c.canonical_id, "score": c.score, "reason": c.reason,
+                         "values": (session.get(Record, (entity, c.canonical_id)).values
+                                    if session.get(Record, (entity, c.canonical_id)) else {})}
+                        for c in decision.candidates
+                    ],
+                },
+            ))
+            report.count(change.system, "review")
+        change.status = "review"
+        change.reason = decision.reason
+        return None
+    if decision.outcome == "link":
+        cid = decision.canonical_id
+        report.count(change.system, "matched")
+        rec.audit(session, "match", entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                  external_id=change.external_id, origin=change.origin, run_id=run_id,
+                  details={"reason": decision.reason, "score": decision.candidates[0].score})
+        return cid
+    cid = rec.new_canonical_id()
+    session.add(Record(entity=entity, canonical_id=cid, values={}, hash=None))
+    session.flush()
+    # Keys go in now, so later records of this batch (from the other systems) can match this one.
+    rec.replace_match_keys(session, entity, cid, specs, values)
+    return cid
+
+
+def _reconcile_record(
+    rt: Runtime, session: Session, report: Report, flow_name: str, cid: str,
+    items: list[tuple[StagedChange, dict[str, Any] | None]], run_id, equal,
+) -> None:
+    flow = rt.flow(flow_name)
+    entity = flow.entity
+    model = rt.mappings.models[entity]
+    query = select(Record).where(Record.entity == entity, Record.canonical_id == cid)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    record = session.scalar(query)
+    snapshots = {
+        s.system: s for s in session.scalars(select(Snapshot).where(Snapshot.entity == entity, Snapshot.canonical_id == cid))
+    }
+    links = links_of_record(session, entity, cid)
+    observations = [(c, v) for c, v in items if v is not None]
+    deletions = [c for c, v in items if v is None]
+    hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
+
+    base = dict(record.values)
+    for change in deletions:
+        _apply_delete(rt, session, report, flow_name, record, change, links, run_id)
+    if record.deleted:
+        return
+
+    frozen = {
+        (r.details or {}).get("field")
+        for r in session.scalars(
+            select(Review).where(
+                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+                Review.entity == entity, Review.canonical_id == cid,
+            )
+        )
+    }
+    result = merge(
+        record.values,
+        {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()},
+        [Observation(c.system, v, c.modified_at) for c, v in observations],
+        policy_for=lambda f: rt.config.conflict_policy(entity, f),
+        system_order=flow.systems,
+        frozen={f for f in frozen if f},
+        equal=equal,
+    )
+    for conflict in result.conflicts:
+        review_id = None
+        if conflict.winner is None:
+            review = Review(
+                kind=ReviewKind.CONFLICT, entity=entity, canonical_id=cid,
+                subject_key=f"conflict:{entity}:{cid}:{conflict.field}",
+                details={"flow": flow_name, "field": conflict.field, "base": conflict.base, "values": conflict.values},
+            )
+            session.add(review)
+            session.flush()
+            review_id = review.id
+            report.count(next(iter(conflict.values)), "review")
+        session.add(Conflict(
+            entity=entity, canonical_id=cid, field=conflict.field,
+            values={"base": conflict.base, **conflict.values}, policy=conflict.policy,
+            winner_system=conflict.winner,
+            resolved_value={"value": conflict.value} if conflict.winner else None,
+            run_id=run_id, review_id=review_id,
+        ))
+        report.count(conflict.winner or next(iter(conflict.values)), "conflicts")
+        rt.metrics.conflicts.labels(entity, conflict.policy.split(":")[0]).inc()
+        rec.audit(session, "conflict", entity=entity, canonical_id=cid, run_id=run_id,
+                  details={"field": conflict.field, "base": conflict.base, "values": conflict.values,
+                           "policy": conflict.policy, "winner": conflict.winner})
+
+    record.values = result.values
+    record.hash = hash_of(result.values)
+    if result.changed & {s.field for s in match_specs(rt, entity)} or not base:
+        rec.replace_match_keys(session, entity, cid, match_specs(rt, entity), result.values)
+    now = utc_now()
+    for change, values in observations:
+        rec.save_snapshot(session, entity=entity, canonical_id=cid, system=change.system, values=values,
+                          modified_at=change.modified_at, action=SnapshotAction.READ, hash_of=hash_of)
+        link = links.get(change.system)
+        if link is not None:
+            link.last_synced_at = now
+        changed_here = {f: [base.get(f), result.values.get(f)] for f in result.changed if change.system in result.changed_by.get(f, [])}
+        if changed_here or not base:
+            rec.audit(session, "read", entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                      external_id=change.external_id, origin=change.origin, run_id=run_id,
+                      details={"changes": changed_here, "modified_at": change.modified_at.isoformat() if change.modified_at else None})
+    session.flush()
+    # A field waiting for a person is written nowhere until the review is settled.
+    held = {f for f in frozen if f} | {c.field for c in result.held}
+    _plan_writes(rt, session, flow_name, record, links, origin=observations[0][0].origin if observations else "poll",
+                 run_id=run_id, equal=equal, held=held)
+
+
+def _plan_writes(
+    rt: Runtime, session: Session, flow_name: str, record: Record, links: dict[str, Link], *, origin, run_id, equal,
+    held: set[str] = frozenset(),
+) -> None:
+    flow = rt.flow(flow_name)
+    entity = flow.entity
+    cid = record.canonical_id
+    snapshots = {
+        s.system: s for s in session.scalars(select(Snapshot).where(Snapshot.entity == entity, Snapshot.canonical_id == cid))
+    }
+    create_in = set(flow.create_in or flow.systems)
+    for target in write_targets(rt, flow_name):
+        mapper = rt.mappings.mapper(entity, target)
+        desired = {f: record.values[f] for f in mapper.write_fields if f in record.values and f not in held}
+        link = links.get(target)
+        if link is not None and link.status == LinkStatus.ACTIVE:
+            current = snapshots[target].values if target in snapshots else {}
+            changed = {f: v for f, v in desired.items() if not equal(f, v, current.get(f))}
+            if changed:
+                _replace_pending(session, entity, cid, target, "update")
+                rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
+                                action="update", external_id=link.external_id, values=changed, flow=flow_name,
+                                origin=origin, run_id=run_id)
+        elif link is None and target in create_in and any(v not in (None, "") for v in desired.values()):
+            waiting = session.scalar(
+                select(OutboxWrite.id).where(
+                    OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == target,
+                    OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "sent", "deferred")),
+                )
+            )
+            if waiting is not None:
+                # A create is already on its way: fold these values into it rather than creating twice.
+                row = session.get(OutboxWrite, waiting)
+                if row.status in ("pending", "deferred"):
+                    row.values = desired
+                continue
+            rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
+                            action="create", external_id=None, values=desired, flow=flow_name,
+                            origin=origin, run_id=run_id)
+
+
+def _replace_pending(session: Session, entity: str, cid: str, target: str, action: str) -> None:
+    """A newer decision supersedes an update not yet sent (its fields are recomputed from the snapshot)."""
+    for row in session.scalars(
+        select(OutboxWrite).where(
+            OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == target,
+            OutboxWrite.action == action, OutboxWrite.status.in_(("pending", "deferred")),
+        )
+    ):
+        row.status = "superseded"
+
+
+def _apply_delete(
+    rt: Runtime, session: Session, report: Report, flow_name: str, record: Record, change: StagedChange,
+    links: dict[str, Link], run_id,
+) -> None:
+    entity = record.entity
+    cid = record.canonical_id
+    policy = rt.config.delete_policy(entity)
+    link = links[change.system]
+    link.status = LinkStatus.DELETED
+    rec.audit(session, "delete", entity=entity, canonical_id=cid, system=change.system, object=change.object,
+              external_id=change.external_id, origin=change.origin, run_id=run_id, details={"policy": policy.policy})
+    report.count(change.system, "read")
+    if policy.policy == "ignore":
+        return
+    if policy.policy == "approve":
+        subject = f"delete:{entity}:{cid}:{change.system}"
+        if session.scalar(select(Review.id).where(Review.subject_key == subject, Review.status == ReviewStatus.OPEN)) is None:
+            session.add(Review(kind=ReviewKind.DELETE, entity=entity, canonical_id=cid, system=change.system,
+                               external_id=change.external_id, subject_key=subject,
+                               details={"flow": flow_name, "values": record.values}))
+            report.count(change.system, "review")
+        return
+    if policy.policy == "deactivate":
+        values = dict(record.values)
+        values[policy.field] = policy.value
+        record.values = values
+        return
+    # propagate
+    record.deleted = True
+    record.deleted_at = utc_now()
+    for target in write_targets(rt, flow_name):
+        other = links.get(target)
+        if target == change.system or other is None or other.status != LinkStatus.ACTIVE:
+            continue
+        rec.queue_write(session, entity=entity, canonical_id=cid, system=target,
+                        object=rt.mappings.mapper(entity, target).object, action="delete",
+                        external_id=other.external_id, values={}, flow=flow_name, origin=change.origin, run_id=run_id)
+
+
+def policy_label(policy) -> str:  # re-exported for the CLI
+    return policy_name(policy)

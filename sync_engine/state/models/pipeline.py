@@ -1,0 +1,100 @@
+"""The engine's work in progress: staged changes, the write outbox and match keys.
+
+* :class:`StagedChange` — a record version read from a system (poll, webhook
+  fetch, replay) and not yet reconciled. Staging it is durable, so a crash after
+  a pull loses nothing; one row per system record keeps only the newest version.
+* :class:`OutboxWrite` — a write the engine decided to make, committed *before*
+  it is sent. After a crash, ``sent`` rows are "in doubt": an update or delete
+  is simply sent again (idempotent); a create is first looked for in the target
+  (it may have landed) so it is never made twice.
+* :class:`MatchKey` — normalised identifying keys of canonical records (tax id,
+  domain, name…), the index first-sync matching searches.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..types import UTCDateTime
+from .base import (
+    CANONICAL_ID_LEN,
+    ENTITY_LEN,
+    EXTERNAL_ID_LEN,
+    KEY_LEN,
+    OBJECT_LEN,
+    SYSTEM_LEN,
+    Base,
+    BigId,
+    created_at_column,
+)
+
+
+class StagedChange(Base):
+    __tablename__ = "staged_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(ENTITY_LEN), nullable=False)
+    system: Mapped[str] = mapped_column(String(SYSTEM_LEN), nullable=False)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LEN), nullable=False)
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    #: the record as the system returned it (system field names and formats)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict, nullable=False)
+    origin: Mapped[str] = mapped_column(String(16), nullable=False, default="poll")
+    #: pending (to reconcile) | review (waiting for a person: ambiguous match) | deferred (reference not synced yet)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    staged_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        UniqueConstraint("entity", "system", "object", "external_id"),
+        Index("ix_staged_changes_pick", "entity", "status", "id"),
+    )
+
+
+class OutboxWrite(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    op_key: Mapped[str] = mapped_column(String(KEY_LEN), nullable=False, unique=True)
+    entity: Mapped[str] = mapped_column(String(ENTITY_LEN), nullable=False)
+    canonical_id: Mapped[str] = mapped_column(String(CANONICAL_ID_LEN), nullable=False)
+    system: Mapped[str] = mapped_column(String(SYSTEM_LEN), nullable=False)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), nullable=False)
+    #: create | update | delete
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID_LEN))
+    #: canonical values to write (only the fields that change, for an update)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict, nullable=False)
+    #: pending (decided, not sent) | sent (sending or in doubt) | done | failed | deferred
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    flow: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), nullable=False, default="poll")
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_outbox_work", "status", "system", "id"),
+        Index("ix_outbox_record", "entity", "canonical_id", "system"),
+    )
+
+
+class MatchKey(Base):
+    __tablename__ = "match_keys"
+
+    entity: Mapped[str] = mapped_column(String(ENTITY_LEN), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
+    canonical_id: Mapped[str] = mapped_column(String(CANONICAL_ID_LEN), primary_key=True)
+
+    __table_args__ = (Index("ix_match_keys_record", "entity", "canonical_id"),)

@@ -1,0 +1,87 @@
+"""Column types that behave the same on SQLite and PostgreSQL.
+
+* :class:`UTCDateTime` — timezone-aware datetimes in, timezone-aware UTC out.
+  PostgreSQL keeps them in ``timestamptz``; SQLite has no timezone type, so
+  they are stored as naive UTC text of fixed width, which keeps SQL
+  comparisons (``run_at <= :now``) chronological.
+* :data:`JSONType` — ``JSON`` on SQLite, ``JSONB`` on PostgreSQL.
+* :func:`dumps_json` — the engine-wide JSON serialiser: UTF-8 kept as is (so
+  ``深圳市华为技术有限公司`` is readable in the database), Decimal and datetime
+  values written as strings instead of crashing a commit.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+UTC = timezone.utc
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NaiveDatetimeError(ValueError):
+    """A naive datetime reached the state store: its meaning is ambiguous, so it is refused."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(f"naive datetime {value.isoformat()} given; state times must be timezone-aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# none_as_null: a Python None is SQL NULL (so "IS NULL" finds it), not the JSON text "null".
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # str keeps every digit; a float would turn 0.1 into 0.1000000000000000055…
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (UUID, Enum)):
+        return str(value.value if isinstance(value, Enum) else value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"value of type {type(value).__name__} cannot be stored as JSON")
+
+
+def dumps_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def loads_json(text: str) -> Any:
+    return json.loads(text)
