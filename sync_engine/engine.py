@@ -24,8 +24,8 @@ from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
 from .reconcile import readable_systems, reconcile_batch
 from .runtime import Runtime
-from .state.models import Run, SystemState
-from .state.models.enums import RunKind, RunStatus
+from .state.models import Link, Run, SystemState
+from .state.models.enums import LinkStatus, RunKind, RunStatus
 from .state.models.pipeline import OutboxWrite, StagedChange
 from .state.types import utc_now
 
@@ -107,6 +107,7 @@ class SyncEngine:
                 )
             report.count(system, "read", len(records))
             report.count(system, "skipped", skipped)
+            await self._read_counterparts(uow, report, flow_name, system, [r.external_id for r in records], origin)
             await self._reconcile_all(uow, report, flow_name, dry_run=False)
             self._finish_run(uow, report)
             return report
@@ -116,6 +117,46 @@ class SyncEngine:
             raise
         finally:
             uow.close()
+
+    async def _read_counterparts(
+        self, uow: UnitOfWork, report: Report, flow_name: str, system: str, ids: list[str], origin: str
+    ) -> None:
+        """Read the same records' current state in the flow's other systems before merging.
+
+        A webhook sync reads one system only; writing its changes into another
+        system without looking would overwrite an edit made there since the last
+        poll. One fetch per system (100 ids a call) lets the merge see both edits.
+        """
+        flow = self.rt.flow(flow_name)
+        entity = flow.entity
+        object = self.rt.mappings.mapper(entity, system).object
+        with uow.tx() as session:
+            canonical_ids = set(
+                session.scalars(
+                    select(Link.canonical_id).where(Link.system == system, Link.object == object, Link.external_id.in_(ids))
+                )
+            )
+            others: dict[str, list[str]] = defaultdict(list)
+            if canonical_ids:
+                for link in session.scalars(
+                    select(Link).where(
+                        Link.entity == entity, Link.canonical_id.in_(canonical_ids), Link.system != system,
+                        Link.status == LinkStatus.ACTIVE,
+                    )
+                ):
+                    if link.system in readable_systems(self.rt, flow_name):
+                        others[link.system].append(link.external_id)
+        for other, other_ids in others.items():
+            mapper = self.rt.mappings.mapper(entity, other)
+            try:
+                records = await self.rt.connector(other).fetch(mapper.object, other_ids, mapper.system_fields())
+            except ConnectorError as exc:
+                report.errors.append(f"{other}: {exc}")
+                continue
+            with uow.tx() as session:
+                _, skipped = stage_records(session, entity, other, mapper.object, records, origin=origin, run_id=report.run_id)
+            report.count(other, "read", len(records))
+            report.count(other, "skipped", skipped)
 
     # -- reconciliation loop -------------------------------------------
     async def _reconcile_all(self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0) -> None:
