@@ -27,7 +27,7 @@ from . import records as rec
 from .context import PlannedWrite, Report, UnitOfWork
 from .links import LinkResolver
 from .runtime import Runtime
-from .state.models import Link, Snapshot, SystemState
+from .state.models import Cursor, Link, Snapshot, SystemState
 from .state.models.enums import DeadLetterStage, LinkStatus, SnapshotAction
 from .state.models.pipeline import OutboxWrite
 from .state.types import utc_now
@@ -219,7 +219,12 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
     equal = rec.field_equality(model)
     with uow.tx() as session:
         rows = {row_id: session.get(OutboxWrite, row_id) for row_id in row_ids}
-        since = min(r.sent_at for r in rows.values()) - rt.config.sync.overlap
+        # Where to look from, in the *target's* clock (ours may be skewed from it): where our
+        # last completed read of that object ended. Anything we created since is after it.
+        marks = [
+            c.watermark for c in session.scalars(select(Cursor).where(Cursor.system == system, Cursor.object == mapper.object))
+        ]
+        since = min(marks) - rt.config.sync.overlap if marks and None not in marks else None
     waiting = dict(rows)
     found = 0
     async for page in rt.connector(system).pull(PullRequest(object=mapper.object, fields=mapper.system_fields(), since=since)):

@@ -149,5 +149,6 @@ PLUGIN = ConnectorPlugin(
     type="memory",
     description="in-memory test system",
     settings_model=MemorySettings,
-    create=lambda name, settings, observer=None: MemorySystem(name, settings),
+    # Reused by name, so a "restarted" engine talks to the same system.
+    create=lambda name, settings, observer=None: MemorySystem.instances.get(name) or MemorySystem(name, settings),
 )
