@@ -8,7 +8,7 @@ from .schema import CrmsyncConfig, SourceOfTruth
 from .suggest import unknown
 
 
-def check_config(config: CrmsyncConfig) -> list[ConfigIssue]:
+def check_config(config: CrmsyncConfig, base_dir=None) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     systems = set(config.systems)
     entities = set(config.entities)
@@ -71,7 +71,7 @@ def check_config(config: CrmsyncConfig) -> list[ConfigIssue]:
             if policy.field and fields is not None and policy.field not in fields:
                 issues.append(ConfigIssue(("deletes", entity, "field"), unknown(f"field of {entity}", policy.field, fields)))
 
-    issues.extend(check_entities(config))
+    issues.extend(check_entities(config, base_dir=base_dir))
     return issues
 
 

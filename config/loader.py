@@ -83,7 +83,7 @@ def parse_config(
             add(issue, prefer_key=prefer_key)
         raise ConfigError(located) from None
 
-    for issue in checks.check_config(config):
+    for issue in checks.check_config(config, base_dir=base_dir or FsPath.cwd()):
         add(issue)
     if located:
         raise ConfigError(located)
