@@ -19,6 +19,7 @@ from config.schema import CrmsyncConfig
 from config.secrets import iter_secrets
 from connectors import registry
 
+from . import cli_engine
 from .logs import register_secret, setup_logging
 
 app = typer.Typer(
@@ -111,6 +112,7 @@ def _register_optional_apps() -> None:
 
 _register_emulators()
 _register_optional_apps()
+cli_engine.register(app)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
 from .reconcile import readable_systems, reconcile_batch
 from .runtime import Runtime
-from .state.models import Link, Run, SystemState
+from .state.models import Cursor, Link, Run, SystemState
 from .state.models.enums import LinkStatus, RunKind, RunStatus
 from .state.models.pipeline import OutboxWrite, StagedChange
 from .state.types import utc_now
@@ -246,7 +246,11 @@ class SyncEngine:
                 if run is None:
                     return
                 run.finished_at = utc_now()
-                run.stats = report.as_dict()["counts"]
+                marks = [
+                    c.watermark for c in session.scalars(select(Cursor).where(Cursor.consumer == report.flow))
+                ]
+                lag = (run.finished_at - min(marks)).total_seconds() if marks and None not in marks else None
+                run.stats = {"counts": report.as_dict()["counts"], "lag_seconds": lag}
                 run.error = "\n".join(report.errors)[:4000] or None
                 if failed:
                     run.status = RunStatus.FAILED

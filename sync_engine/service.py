@@ -1,0 +1,316 @@
+"""crmsync as a service: webhook intake, job workers, the scheduler.
+
+Everything goes through the job queue in the state database: the receivers and
+the scheduler only enqueue; workers (in this process or in ``crmsync worker``
+processes on other hosts) do the work. Dedupe and unique keys make a redelivered
+webhook or a slot seen by two schedulers one job; lock keys keep one record's
+jobs in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import ChangeHint, WebhookDelivery, WebhookVerifier
+from connectors.errors import ConnectorError
+
+from .engine import SyncEngine
+from .operations import replay_dead_letters
+from .records import dead_letter
+from .runtime import Runtime
+from .state.inbox import accept_delivery, mark_processed
+from .state.models import Channel
+from .state.models.enums import DeadLetterStage, InboxStatus
+from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PRIORITY = 10  # higher runs first: near-real-time work before backfills
+FLOW_PRIORITY = 0
+
+
+class WebhookIntake:
+    """The receivers' view of the engine: verifiers, channel tokens, and durable acceptance."""
+
+    def __init__(self, runtime: Runtime, queue: JobQueue) -> None:
+        self.rt = runtime
+        self.queue = queue
+
+    def verifier(self, system_name: str) -> WebhookVerifier | None:
+        if system_name not in self.rt.config.systems:
+            return None
+        return self.rt.verifier(system_name)
+
+    def channel_token(self, channel_id: str) -> str | None:
+        with self.rt.store.read() as session:
+            return session.scalar(select(Channel.token).where(Channel.channel_id == channel_id))
+
+    def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
+        hints = [asdict(h) | {"occurred_at": h.occurred_at.isoformat() if h.occurred_at else None} for h in delivery.hints]
+        single = [(h.object, i) for h in delivery.hints for i in h.ids]
+        lock_key = f"{system_name}:{single[0][0]}:{single[0][1]}" if len(single) == 1 else None
+        with self.rt.store.write() as session:
+            accepted = accept_delivery(
+                session, self.queue, system=system_name, dedupe_key=delivery.dedupe_key[:255], headers=headers,
+                body=body.decode("utf-8", "replace"), job_kind="webhook",
+                job_payload={"system": system_name, "hints": hints}, lock_key=lock_key, priority=WEBHOOK_PRIORITY,
+            )
+        return not accepted.duplicate
+
+
+def enqueue_flow(queue: JobQueue, flow: str, *, full: bool = False, slot: str | None = None, session=None) -> int:
+    """One pass of ``flow``. A pass already waiting covers new changes too, so it is not queued twice."""
+    return queue.enqueue(
+        "flow_pass",
+        {"flow": flow, "full": full},
+        lock_key=f"flow:{flow}",
+        dedupe_key=f"flow:{flow}:{'full' if full else 'incremental'}",
+        unique_key=f"slot:{flow}:{'full' if full else 'inc'}:{slot}" if slot else None,
+        priority=FLOW_PRIORITY,
+        session=session,
+    )
+
+
+class Worker:
+    """Claims jobs and runs them, with a heartbeat, until told to stop.
+
+    Graceful stop: no new claims; the running job may finish within the grace
+    period, else it is released (back to the queue, attempt not counted).
+    """
+
+    def __init__(self, runtime: Runtime, engine: SyncEngine, queue: JobQueue, *, name: str = "worker", poll_seconds: float = 0.2) -> None:
+        self.rt = runtime
+        self.engine = engine
+        self.queue = queue
+        self.id = new_worker_id(name)
+        self.poll_seconds = poll_seconds
+        self.stopping = asyncio.Event()
+        self.lease = max(self.rt.config.sync.lease.total_seconds(), 1.0)
+        self.done = 0
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                jobs = await asyncio.to_thread(self.queue.claim, self.id, lease_seconds=self.lease)
+            except Exception:  # noqa: BLE001 - the database may be away for a while: wait, then retry
+                log.exception("claiming jobs failed; retrying")
+                await self._sleep(2.0)
+                continue
+            if not jobs:
+                await self._sleep(self.poll_seconds)
+                continue
+            for job in jobs:
+                await self._run_job(job)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+    async def _run_job(self, job: ClaimedJob) -> None:
+        task = asyncio.create_task(self.execute(job))
+        lost = False
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=self.lease / 3)
+            if done:
+                break
+            held = await asyncio.to_thread(self.queue.heartbeat, [job.id], self.id, lease_seconds=self.lease)
+            if job.id not in held:
+                lost = True  # rescued by someone else: stop, its new owner redoes it
+                task.cancel()
+                break
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            if lost:
+                return
+            await asyncio.to_thread(self._release, job)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+            await asyncio.to_thread(self._fail, job, exc)
+            return
+        try:
+            await asyncio.to_thread(self.queue.complete, job, result)
+            self.done += 1
+        except LeaseLost:
+            log.warning("job %s finished after its lease was lost", job.id)
+
+    def _release(self, job: ClaimedJob) -> None:
+        with contextlib.suppress(LeaseLost):
+            self.queue.release(job)
+
+    def _fail(self, job: ClaimedJob, exc: Exception) -> None:
+        retryable = not isinstance(exc, (KeyError, ValueError, TypeError)) or isinstance(exc, ConnectorError)
+        if isinstance(exc, ConnectorError):
+            retryable = exc.retryable or True  # an outage or a refused token may pass; the max bounds it
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("job %s (%s) failed: %s", job.id, job.kind, message)
+        try:
+            outcome = self.queue.fail(job, message, retryable=retryable)
+        except LeaseLost:
+            return
+        if outcome.needs_dead_letter:
+            with self.rt.store.write() as session:
+                payload = dict(job.payload)
+                dead_letter(
+                    session, entity=None, flow=payload.get("flow"), system=payload.get("system"), object=None,
+                    external_id=None, canonical_id=None, stage=DeadLetterStage.PULL, code=f"job.{job.kind}",
+                    message=message, payload=payload, attempts=job.attempt,
+                )
+
+    async def execute(self, job: ClaimedJob) -> dict[str, Any]:
+        payload = job.payload
+        if job.kind == "flow_pass":
+            report = await self.engine.run_flow(payload["flow"], full=bool(payload.get("full")), job_id=job.id)
+            return {"counts": report.as_dict()["counts"], "errors": report.errors}
+        if job.kind == "webhook":
+            hints = [ChangeHint(h["object"], list(h["ids"]), h.get("event", "update")) for h in payload["hints"]]
+            reports = await self.engine.sync_hints(payload["system"], hints, job_id=job.id)
+            if payload.get("inbox_id"):
+                with self.rt.store.write() as session:
+                    mark_processed(session, payload["inbox_id"], InboxStatus.PROCESSED)
+            return {"flows": [r.flow for r in reports], "errors": [e for r in reports for e in r.errors]}
+        if job.kind == "replay":
+            reports = await replay_dead_letters(self.engine, list(payload["dead_letter_ids"]))
+            return {"replayed": len(reports)}
+        if job.kind == "renew_channels":
+            return await renew_channels(self.rt, payload.get("notify_base"))
+        raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+async def renew_channels(rt: Runtime, notify_base: str | None) -> dict[str, Any]:
+    """Enable or renew push channels (Zoho watch) for systems that support them."""
+    import secrets
+
+    from .state.types import utc_now
+
+    renewed = []
+    base = (notify_base or rt.config.server.base_url).rstrip("/")
+    for name, connector in rt.connectors.items():
+        if not connector.supports_notifications:
+            continue
+        objects = sorted({
+            rt.mappings.mapper(flow.entity, name).object
+            for flow in rt.config.flows.values() if flow.enabled and flow.webhooks and name in flow.systems
+        })
+        if not objects:
+            continue
+        with rt.store.read() as session:
+            channel = session.scalar(select(Channel).where(Channel.system == name))
+        if channel is not None and channel.expires_at - utc_now() > timedelta(hours=6) and sorted(channel.objects) == objects:
+            continue
+        channel_id = channel.channel_id if channel is not None else str(secrets.randbelow(10**15) + 10**15)
+        token = secrets.token_urlsafe(24)[:32]
+        expires = utc_now() + timedelta(days=1)
+        result = await connector.enable_notifications(objects, f"{base}/webhooks/{name}", channel_id, token, expires)
+        with rt.store.write() as session:
+            row = session.scalar(select(Channel).where(Channel.channel_id == result.channel_id))
+            if row is None:
+                row = Channel(system=name, channel_id=result.channel_id, token=result.token, objects=objects,
+                              expires_at=result.expires_at)
+                session.add(row)
+            else:
+                row.token, row.objects, row.expires_at = result.token, objects, result.expires_at
+        renewed.append(name)
+    return {"renewed": renewed}
+
+
+class Scheduler:
+    """APScheduler 3 in the event loop. It only enqueues; the unique key of each slot
+    makes two schedulers (two ``serve`` processes) enqueue it once."""
+
+    def __init__(self, runtime: Runtime, queue: JobQueue) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.rt = runtime
+        self.queue = queue
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        from datetime import datetime, timezone
+
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        def trigger(spec):
+            if spec.cron:
+                return CronTrigger.from_crontab(spec.cron, timezone=spec.timezone)
+            # Anchored at the epoch so every scheduler process fires at the same instants.
+            return IntervalTrigger(seconds=spec.interval.total_seconds(), timezone="UTC",
+                                   start_date=datetime(1970, 1, 1, tzinfo=timezone.utc))
+
+        for name, flow in self.rt.config.flows.items():
+            if not flow.enabled:
+                continue
+            if flow.schedule is not None:
+                self.scheduler.add_job(self._slot, trigger(flow.schedule), args=[name, False], id=f"sync:{name}",
+                                       misfire_grace_time=60, coalesce=True, max_instances=1)
+            if flow.reconcile is not None:
+                self.scheduler.add_job(self._slot, trigger(flow.reconcile), args=[name, True], id=f"reconcile:{name}",
+                                       misfire_grace_time=600, coalesce=True, max_instances=1)
+        if any(c.supports_notifications for c in self.rt.connectors.values()):
+            self.scheduler.add_job(self._renew, IntervalTrigger(hours=1, timezone="UTC"), id="renew_channels",
+                                   next_run_time=datetime.now(timezone.utc))
+        self.scheduler.add_job(self._rescue, IntervalTrigger(seconds=max(self.rt.config.sync.lease.total_seconds() / 2, 1)),
+                               id="rescue")
+        self.scheduler.start()
+
+    def next_runs(self) -> dict[str, str | None]:
+        out = {}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("sync:"):
+                out[job.id[5:]] = job.next_run_time.isoformat() if job.next_run_time else None
+        return out
+
+    async def _slot(self, flow: str, full: bool) -> None:
+        spec = self.rt.config.flows[flow].reconcile if full else self.rt.config.flows[flow].schedule
+        await asyncio.to_thread(enqueue_flow, self.queue, flow, full=full, slot=slot_name(spec))
+
+    async def _renew(self) -> None:
+        await asyncio.to_thread(self.queue.enqueue, "renew_channels", {}, dedupe_key="renew_channels", priority=5)
+
+    async def _rescue(self) -> None:
+        try:
+            report = await asyncio.to_thread(self.queue.rescue_expired)
+        except Exception:  # noqa: BLE001
+            log.exception("rescuing expired jobs failed")
+            return
+        if report.requeued or report.dead:
+            log.warning("rescued jobs of dead workers: requeued %s, dead %s", report.requeued, report.dead)
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+
+def slot_name(spec, now=None) -> str:
+    """The scheduled time a firing belongs to — the same in every scheduler process.
+
+    Intervals are aligned to the epoch (every process fires at the same instants);
+    a cron slot is the fire time at or just before now.
+    """
+    from datetime import datetime, timezone
+
+    now = now or datetime.now(timezone.utc)
+    if spec.interval is not None:
+        step = spec.interval.total_seconds()
+        return datetime.fromtimestamp((now.timestamp() + 0.5) // step * step, timezone.utc).isoformat(timespec="seconds")
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(spec.cron, timezone=spec.timezone)
+    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=59))
+    return (fire or now).astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def install_stop_handlers(stop) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)

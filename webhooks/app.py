@@ -1,0 +1,109 @@
+"""The HTTP side of crmsync: webhook receivers and ops routes, in one FastAPI app.
+
+Ops routes (everything but ``/webhooks`` and ``/healthz``) require
+``Authorization: Bearer <server.ops_token>`` when a token is configured; the
+status page also accepts ``?token=`` so a browser can open it.
+"""
+from __future__ import annotations
+
+import hmac
+from typing import Any, Callable
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sync_engine.runtime import Runtime
+from sync_engine.service import WebhookIntake
+from sync_engine.state import migrate
+from sync_engine.state.queue import JobQueue
+from sync_engine.status import collect_status
+
+from .page import render_status_page
+from .receiver import webhook_router
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    queue: JobQueue | None = None,
+    next_runs: Callable[[], dict[str, str | None]] | None = None,
+) -> FastAPI:
+    queue = queue or JobQueue(runtime.store)
+    intake = WebhookIntake(runtime, queue)
+    metrics = runtime.metrics
+    token = runtime.config.server.ops_token.get_secret_value() if runtime.config.server.ops_token else None
+
+    app = FastAPI(
+        title="crmsync",
+        version="0.1.0",
+        description="Webhook receivers for Zoho CRM, Fxiaoke and ERP triggers, and the ops routes of crmsync.",
+    )
+    app.state.runtime = runtime
+    app.state.queue = queue
+
+    def require_token(request: Request) -> None:
+        if token is None:
+            return
+        supplied = request.headers.get("authorization", "")
+        supplied = supplied[7:] if supplied.lower().startswith("bearer ") else request.query_params.get("token", "")
+        if not hmac.compare_digest(supplied.encode(), token.encode()):
+            raise HTTPException(401, "ops token required", headers={"WWW-Authenticate": "Bearer"})
+
+    app.include_router(
+        webhook_router(
+            intake,
+            max_body_bytes=runtime.config.server.max_body_bytes,
+            count=lambda system, result: metrics.webhooks.labels(system, result).inc(),
+            observe_ack=lambda system, seconds: metrics.webhook_ack.labels(system).observe(seconds),
+        )
+    )
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Database reachable, migrations at head, no system refusing our credentials",
+             dependencies=[Depends(require_token)], responses={503: {"description": "Not ready"}})
+    def readyz() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            runtime.store.check()
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if migrate.is_at_head(runtime.store.engine) else "behind"
+        except Exception as exc:  # noqa: BLE001 - the answer is the report
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            failed = [s["name"] for s in collect_status(runtime)["systems"] if s["auth_state"] == "failed"]
+        except Exception:  # noqa: BLE001
+            failed = []
+        checks["auth_failed"] = failed
+        ready = checks.get("database") == "ok" and checks.get("migrations") == "ok" and not failed
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    def status() -> dict[str, Any]:
+        return collect_status(runtime, next_runs=next_runs() if next_runs else None)
+
+    @app.get("/status", tags=["ops"], summary="Per flow and per system health (JSON)", dependencies=[Depends(require_token)])
+    def status_json() -> dict[str, Any]:
+        return status()
+
+    @app.get("/", tags=["ops"], summary="Status page for people", response_class=HTMLResponse,
+             dependencies=[Depends(require_token)])
+    def status_page() -> HTMLResponse:
+        return HTMLResponse(render_status_page(status()))
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", dependencies=[Depends(require_token)],
+             response_class=Response)
+    def metrics_route() -> Response:
+        counts = queue.counts()
+        metrics.queue_depth.labels("queued").set(counts.queued)
+        metrics.queue_depth.labels("scheduled").set(counts.scheduled)
+        metrics.queue_depth.labels("running").set(counts.running)
+        metrics.queue_depth.labels("dead").set(counts.dead)
+        metrics.queue_oldest_age.set(counts.oldest_queued_age_seconds or 0)
+        for flow in status()["flows"]:
+            metrics.dead_letters.labels(flow["name"]).set(flow["dead_letters_open"])
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
