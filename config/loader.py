@@ -84,7 +84,9 @@ def parse_config(
         raise ConfigError(located) from None
 
     for issue in checks.check_config(config, base_dir=base_dir or FsPath.cwd()):
-        add(issue)
+        # A problem with a key's own name ("unknown field 'nmae'") points at the key.
+        names_key = bool(issue.path) and f"'{issue.path[-1]}'" in issue.message
+        add(issue, prefer_key=True if names_key else None)
     if located:
         raise ConfigError(located)
     return config

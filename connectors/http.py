@@ -8,11 +8,14 @@ policy that honours ``Retry-After`` and caps the total wait.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -65,6 +68,23 @@ async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T
         with attempt:
             return await fn()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A JSON number when a double carries it exactly (amounts up to 15 significant
+        # digits); beyond that, text, rather than silently rounding money.
+        if value.is_finite() and len(value.as_tuple().digits) <= 15:
+            return float(value)
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps_json(value: Any) -> bytes:
+    """JSON as the CRMs expect it: UTF-8 (Chinese kept as is), Decimal and dates handled."""
+    return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":")).encode("utf-8")
 
 
 class CallStats:
@@ -126,6 +146,13 @@ class ApiClient:
 
     async def request(self, method: str, url: str, *, endpoint: str, **kwargs: Any) -> httpx.Response:
         """One attempt. Transport failures become :class:`TransientError`; HTTP statuses are the caller's to judge."""
+        if "json" in kwargs:
+            # httpx's own encoder refuses Decimal; ours keeps amounts exact.
+            body = kwargs.pop("json")
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("Content-Type", "application/json; charset=utf-8")
+            kwargs["content"] = dumps_json(body)
+            kwargs["headers"] = headers
         started = time.perf_counter()
         status = "error"
         try:

@@ -212,6 +212,8 @@ class SyncEngine:
         """A record points at one not synced yet: fetch that one and sync it first."""
         wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
         for link in missing:
+            if link.key:
+                continue  # a business number, not a record id: its own flow brings that record in
             wanted[(link.entity, link.system)].add(link.id)
         for (entity, system), ids in wanted.items():
             flows = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .state.models import Link
+from .state.models import Link, Record
 from .state.models.enums import LinkStatus
 
 
@@ -46,6 +46,23 @@ class LinkResolver:
                 )
             )
         return self._to_external[key]
+
+    # -- business keys (ERP numbers) -------------------------------------
+    def find_by_key(self, entity: str, field: str, value: str) -> str | None:
+        """The record whose canonical ``field`` is ``value`` (e.g. the account with ERP number C0042)."""
+        matches = list(
+            self.session.scalars(
+                select(Record.canonical_id)
+                .where(Record.entity == entity, Record.deleted.is_(False), Record.values[field].as_string() == str(value))
+                .limit(2)
+            )
+        )
+        return matches[0] if len(matches) == 1 else None  # two records with one number: never guess
+
+    def key_of(self, entity: str, canonical_id: str, field: str) -> str | None:
+        record = self.session.get(Record, (entity, str(canonical_id)))
+        value = record.values.get(field) if record is not None else None
+        return None if value in (None, "") else str(value)
 
     def remember(self, entity: str, canonical_id: str, system: str, external_id: str) -> None:
         self._to_canonical[(entity, system, external_id)] = canonical_id

@@ -271,7 +271,7 @@ def test_loader_reports_mapping_issues_with_file_line_and_column(tmp_path):
         loader.load_config(path)
     mine = [i for i in info.value.issues if i.path[:1] == ("entities",)]
     formatted = [i.format().replace(str(path), "FILE") for i in mine]
-    assert "FILE:14:17: entities.account.systems.zoho.fields.nmae: unknown canonical field of Account 'nmae'; did you mean 'name'?" in formatted
+    assert "FILE:14:11: entities.account.systems.zoho.fields.nmae: unknown canonical field of Account 'nmae'; did you mean 'name'?" in formatted
     assert "FILE:15:50: entities.account.systems.zoho.fields.industry.value_map: unknown value map 'industries'; did you mean 'industry'?" in formatted
     assert any(f.startswith("FILE:16:44: entities.account.systems.zoho.fields.phone.transform: transform does not parse: unknown function 'uper'") for f in formatted)
     assert any(f.startswith("FILE:17:48: entities.account.systems.zoho.fields.partner.reference: unknown entity 'partner'") for f in formatted)
