@@ -19,8 +19,9 @@ from config.schema import CrmsyncConfig
 from config.secrets import iter_secrets
 from connectors import registry
 
-from . import cli_engine
+from . import cli_engine, cli_service
 from .logs import register_secret, setup_logging
+from .state.errors import StateStoreError
 
 app = typer.Typer(
     name="crmsync",
@@ -113,6 +114,7 @@ def _register_optional_apps() -> None:
 _register_emulators()
 _register_optional_apps()
 cli_engine.register(app)
+cli_service.register(app)
 
 
 def main() -> None:
@@ -125,6 +127,9 @@ def main() -> None:
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except StateStoreError as exc:
+        err.print(f"error: state database: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

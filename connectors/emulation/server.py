@@ -21,8 +21,10 @@ def free_port(host: str = LOOPBACK) -> int:
 class ThreadedServer:
     """A uvicorn server in a daemon thread. ``url`` is ready once :meth:`start` returns."""
 
-    def __init__(self, app, *, host: str = LOOPBACK, port: int = 0, log_level: str = "warning") -> None:
-        if host not in (LOOPBACK, "localhost", "::1"):
+    def __init__(
+        self, app, *, host: str = LOOPBACK, port: int = 0, log_level: str = "warning", allow_any_host: bool = False
+    ) -> None:
+        if host not in (LOOPBACK, "localhost", "::1") and not allow_any_host:
             raise ValueError("emulators listen on loopback only")
         self.host = host
         self.port = port or free_port(host)
