@@ -152,3 +152,45 @@ PLUGIN = ConnectorPlugin(
     # Reused by name, so a "restarted" engine talks to the same system.
     create=lambda name, settings, observer=None: MemorySystem.instances.get(name) or MemorySystem(name, settings),
 )
+
+
+class MemoryVerifier:
+    """HMAC-SHA256 over ``timestamp.body`` — the same scheme as the ERP trigger verifier."""
+
+    SECRET = b"memory-webhook-secret"
+
+    def verify(self, headers, body, *, now, channel_token=lambda _c: None):
+        import hashlib
+        import hmac
+        import json
+
+        from connectors.base import ChangeHint, WebhookDelivery
+        from connectors.errors import WebhookRejected
+
+        ts = headers.get("x-timestamp", "")
+        sig = headers.get("x-signature", "")
+        if not ts.isdigit() or abs(now - int(ts)) > 300:
+            raise WebhookRejected(401, "stale or missing timestamp")
+        expected = hmac.new(self.SECRET, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, sig):
+            raise WebhookRejected(401, "bad signature")
+        data = json.loads(body)
+        return WebhookDelivery(
+            dedupe_key=str(data["event_id"]),
+            hints=[ChangeHint(data["object"], [str(i) for i in data["ids"]])],
+            reply_body={"ok": True},
+        )
+
+    @classmethod
+    def sign(cls, body: bytes, ts: int) -> dict[str, str]:
+        import hashlib
+        import hmac
+
+        return {
+            "x-timestamp": str(ts),
+            "x-signature": hmac.new(cls.SECRET, str(ts).encode() + b"." + body, hashlib.sha256).hexdigest(),
+            "content-type": "application/json",
+        }
+
+
+PLUGIN.webhook_verifier = lambda name, settings: MemoryVerifier()
