@@ -4,7 +4,7 @@ Entry points:
 
 * :func:`open_store` / :class:`StateStore` — engine plus ``read()`` / ``write()`` transactions.
 * :func:`upgrade`, :func:`downgrade`, :func:`current`, :func:`is_at_head` — schema migrations.
-* :class:`JobQueue` — the durable job queue.
+* :class:`JobQueue` — the durable job queue; :class:`JobWaiter` — sleep until a job is enqueued.
 * :mod:`sync_engine.state.models` — the tables.
 """
 from .db import DEFAULT_URL, StateStore, create_state_engine, normalise_url, open_store, safe_url
@@ -21,12 +21,14 @@ from .queue import (
     RetryPolicy,
     new_worker_id,
 )
+from .wakeup import JobWaiter
 
 __all__ = [
     "DEFAULT_URL",
     "ClaimedJob",
     "FailOutcome",
     "JobQueue",
+    "JobWaiter",
     "LeaseLost",
     "MigrationError",
     "QueueCounts",

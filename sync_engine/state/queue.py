@@ -26,6 +26,10 @@ Guarantees (any number of worker processes on PostgreSQL; one process on SQLite)
   transaction that commits the job's effects (``session=``): a worker that lost its
   lease then rolls its effects back, and each job's effects commit exactly once.
 
+Idle workers sleep in :class:`~sync_engine.state.wakeup.JobWaiter` and are woken
+(``NOTIFY`` on PostgreSQL) by enqueues, releases, rescues and by the end of a
+job whose record has more work waiting.
+
 Times come from the database clock on PostgreSQL (workers on several hosts may
 disagree about the time; the database is the one clock they share) and from
 Python on SQLite (same host). Tests may inject a ``clock``.
@@ -42,7 +46,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Interval, and_, case, delete, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Interval,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,6 +67,7 @@ from sqlalchemy.orm import Session
 from .db import StateStore
 from .models import PENDING_JOB_STATUSES, Job, JobStatus
 from .types import UTCDateTime, utc_now
+from .wakeup import announce
 
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
@@ -58,7 +76,24 @@ MAX_ERROR_LENGTH = 4000
 _RACE_RETRIES = 5
 
 _jobs = Job.__table__
-_PENDING = [s.value for s in PENDING_JOB_STATUSES]
+
+
+def _status_in(column: Any, *statuses: JobStatus) -> ColumnElement[bool]:
+    """``status IN ('queued', …)`` with the values written into the SQL, not bound.
+
+    psycopg prepares statements it runs often, and PostgreSQL may then use a
+    generic plan, which cannot use a partial index (``WHERE status = 'queued'``)
+    when the status is a parameter: the claim query then scanned every pending
+    job once per queued job (quadratic; a 2,000-job drain took minutes on a
+    fresh database instead of seconds). Constants keep every plan on the
+    partial indexes.
+    """
+    values = [literal_column(f"'{JobStatus(s).value}'") for s in statuses]
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+def _is_pending(column: Any) -> ColumnElement[bool]:
+    return _status_in(column, *PENDING_JOB_STATUSES)
 
 
 def _runnable_in_record_order() -> ColumnElement[bool]:
@@ -73,10 +108,12 @@ def _runnable_in_record_order() -> ColumnElement[bool]:
     running = _jobs.alias("running")
     first_of_key = (
         select(func.min(pending.c.id))
-        .where(pending.c.lock_key == _jobs.c.lock_key, pending.c.status.in_(_PENDING))
+        .where(pending.c.lock_key == _jobs.c.lock_key, _is_pending(pending.c.status))
         .scalar_subquery()
     )
-    key_running = exists().where(running.c.lock_key == _jobs.c.lock_key, running.c.status == JobStatus.RUNNING)
+    key_running = exists().where(
+        running.c.lock_key == _jobs.c.lock_key, _status_in(running.c.status, JobStatus.RUNNING)
+    )
     return or_(_jobs.c.lock_key.is_(None), and_(_jobs.c.id == first_of_key, ~key_running))
 
 
@@ -255,6 +292,8 @@ class JobQueue:
                 insert = _dialect_insert(s)(_jobs).values(**values).on_conflict_do_nothing().returning(_jobs.c.id)
                 job_id = s.execute(insert).scalar_one_or_none()
                 if job_id is not None:
+                    if run_at is None and not delay:
+                        announce(s)
                     return job_id
                 existing = self._holder_of(s, dedupe_key, unique_key)
                 if existing is not None:
@@ -301,7 +340,7 @@ class JobQueue:
                 update(_jobs)
                 .where(
                     _jobs.c.id.in_(ids),
-                    _jobs.c.status == JobStatus.RUNNING,
+                    _status_in(_jobs.c.status, JobStatus.RUNNING),
                     _jobs.c.claimed_by == worker_id,
                 )
                 .values(lease_expires_at=self._now(seconds=lease_seconds), heartbeat_at=self._now())
@@ -317,6 +356,7 @@ class JobQueue:
             job,
             "complete",
             session,
+            wake=job.lock_key is not None,
             status=JobStatus.DONE,
             result=dict(result) if result is not None else None,
             finished_at=self._now(),
@@ -341,10 +381,12 @@ class JobQueue:
         """
         message = _error_text(error)
         if not retryable:
-            self._fenced_update(job, "fail", session, **self._finish(JobStatus.FAILED, message))
+            ends_record_turn = job.lock_key is not None
+            self._fenced_update(job, "fail", session, wake=ends_record_turn, **self._finish(JobStatus.FAILED, message))
             return FailOutcome(JobStatus.FAILED, job.attempt)
         if job.is_last_attempt:
-            self._fenced_update(job, "fail", session, **self._finish(JobStatus.DEAD, message))
+            ends_record_turn = job.lock_key is not None
+            self._fenced_update(job, "fail", session, wake=ends_record_turn, **self._finish(JobStatus.DEAD, message))
             return FailOutcome(JobStatus.DEAD, job.attempt)
         wait = max(self.retry.delay(job.attempt, self._rng), retry_after or 0.0)
         retry_at = self._fenced_update(
@@ -367,6 +409,7 @@ class JobQueue:
             job,
             "release",
             session,
+            wake=True,
             status=JobStatus.QUEUED,
             attempts=_jobs.c.attempts - 1,
             claimed_by=None,
@@ -382,7 +425,7 @@ class JobQueue:
         last_attempt = _jobs.c.attempts >= _jobs.c.max_attempts
         statement = (
             update(_jobs)
-            .where(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < now)
+            .where(_status_in(_jobs.c.status, JobStatus.RUNNING), _jobs.c.lease_expires_at < now)
             .values(
                 status=case((last_attempt, literal(JobStatus.DEAD.value)), else_=literal(JobStatus.QUEUED.value)),
                 last_error=literal("lease expired while held by ") + func.coalesce(_jobs.c.claimed_by, "?"),
@@ -395,6 +438,8 @@ class JobQueue:
         )
         with self.store.write() as s:
             rows = s.execute(statement).all()
+            if any(r.status == JobStatus.QUEUED for r in rows):
+                announce(s)
         return RescueReport(
             requeued=sorted(r.id for r in rows if r.status == JobStatus.QUEUED),
             dead=sorted(r.id for r in rows if r.status == JobStatus.DEAD),
@@ -409,7 +454,7 @@ class JobQueue:
             by_status = dict(
                 s.execute(
                     select(_jobs.c.status, func.count())
-                    .where(_jobs.c.status.in_([JobStatus.RUNNING, JobStatus.FAILED, JobStatus.DEAD]))
+                    .where(_status_in(_jobs.c.status, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.DEAD))
                     .group_by(_jobs.c.status)
                 ).all()
             )
@@ -419,12 +464,12 @@ class JobQueue:
                     func.count().filter(~due),
                     func.min(_jobs.c.run_at).filter(due),
                     now,
-                ).where(_jobs.c.status == JobStatus.QUEUED)
+                ).where(_status_in(_jobs.c.status, JobStatus.QUEUED))
             ).one()
             by_kind: dict[str, dict[str, int]] = {}
             pending = (
                 select(_jobs.c.kind, _jobs.c.status, func.count())
-                .where(_jobs.c.status.in_(_PENDING))
+                .where(_is_pending(_jobs.c.status))
                 .group_by(_jobs.c.kind, _jobs.c.status)
             )
             for kind, status, n in s.execute(pending):
@@ -462,7 +507,7 @@ class JobQueue:
                 cutoff = self._now(seconds=-older_than.total_seconds())
                 batch = (
                     select(_jobs.c.id)
-                    .where(_jobs.c.status.in_(list(statuses)), _jobs.c.finished_at < cutoff)
+                    .where(_status_in(_jobs.c.status, *statuses), _jobs.c.finished_at < cutoff)
                     .limit(batch_size)
                     .scalar_subquery()
                 )
@@ -480,7 +525,7 @@ class JobQueue:
         candidates = (
             select(_jobs.c.id)
             .where(
-                _jobs.c.status == JobStatus.QUEUED,
+                _status_in(_jobs.c.status, JobStatus.QUEUED),
                 _jobs.c.run_at <= now,
                 _RUNNABLE_IN_RECORD_ORDER,
             )
@@ -496,7 +541,7 @@ class JobQueue:
             return []
         claimed = (
             update(_jobs)
-            .where(_jobs.c.id.in_(ids), _jobs.c.status == JobStatus.QUEUED)
+            .where(_jobs.c.id.in_(ids), _status_in(_jobs.c.status, JobStatus.QUEUED))
             .values(
                 status=JobStatus.RUNNING,
                 claimed_by=worker_id,
@@ -512,13 +557,24 @@ class JobQueue:
         return [_claimed_job(rows[i]) for i in ids if i in rows]
 
     def _fenced_update(
-        self, job: ClaimedJob, action: str, session: Session | None, *, returning: Any = None, **values: Any
+        self,
+        job: ClaimedJob,
+        action: str,
+        session: Session | None,
+        *,
+        returning: Any = None,
+        wake: bool = False,
+        **values: Any,
     ) -> Any:
+        """Update the job only if this worker still holds this attempt of it.
+
+        ``wake``: tell idle workers a job became claimable (a released job, or the
+        next job of a record whose current job just ended)."""
         statement = (
             update(_jobs)
             .where(
                 _jobs.c.id == job.id,
-                _jobs.c.status == JobStatus.RUNNING,
+                _status_in(_jobs.c.status, JobStatus.RUNNING),
                 _jobs.c.claimed_by == job.claimed_by,
                 _jobs.c.attempts == job.attempt,
             )
@@ -527,6 +583,8 @@ class JobQueue:
         )
         with self._transaction(session) as s:
             row = s.execute(statement).one_or_none()
+            if row is not None and wake:
+                announce(s)
         if row is None:
             raise LeaseLost(job, action)
         return row[0]
@@ -542,7 +600,7 @@ class JobQueue:
         if dedupe_key is not None:
             return s.execute(
                 select(_jobs.c.id)
-                .where(_jobs.c.dedupe_key == dedupe_key, _jobs.c.status.in_(_PENDING))
+                .where(_jobs.c.dedupe_key == dedupe_key, _is_pending(_jobs.c.status))
                 .order_by(_jobs.c.id)
                 .limit(1)
             ).scalar_one_or_none()

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..types import utc_now
 from .base import KEY_LEN, Base, BigId, created_at_column, enum_type, system_column
 from .enums import PENDING_JOB_STATUSES, InboxStatus, JobStatus
 
@@ -36,7 +37,7 @@ class Job(Base):
     #: higher runs first (webhook work above scheduled syncs).
     priority: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     #: not claimed before this instant (delayed jobs, retry backoff).
-    run_at: Mapped[datetime] = mapped_column(nullable=False)
+    run_at: Mapped[datetime] = mapped_column(default=utc_now, nullable=False)
     #: claims so far, including the running one; also the fencing token of a claim.
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5, nullable=False)

@@ -148,6 +148,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_jobs_lease", "jobs", ["lease_expires_at"], **_where("status = 'running'"))
     op.create_index("ix_jobs_status_finished_at", "jobs", ["status", "finished_at"])
+    if op.get_bind().dialect.name == "postgresql":
+        # Every job is updated 2-3 times and then deleted: vacuum and analyze the
+        # queue after 1-2 % of changes instead of PostgreSQL's 20 %, so dead tuples
+        # do not pile up in the claim index and the planner knows the queue's size.
+        op.execute(
+            "ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02)"
+        )
 
     op.create_table(
         "inbox",
