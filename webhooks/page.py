@@ -94,7 +94,7 @@ def render_status_page(status: dict[str, Any], *, refresh_seconds: int = 15) -> 
     queue = status["queue"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh_seconds}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>crmsync status</title><style>{STYLE}</style></head>
 <body>
 <h1>crmsync</h1>
