@@ -8,6 +8,7 @@ anywhere resumes without losing or repeating a record.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -54,15 +55,20 @@ class SyncEngine:
             if not dry_run:
                 await recover_in_doubt(self.rt, uow, report, entity, older_than=self.rt.config.sync.lease * 2)
             pulled: list[str] = []
-            for system in readable_systems(self.rt, flow_name):
-                if self._paused(uow, system):
-                    report.errors.append(f"{system}: paused until {self._paused(uow, system).isoformat()}")
-                    continue
+
+            async def pull(system: str) -> None:
+                paused = self._paused(uow, system)
+                if paused:
+                    report.errors.append(f"{system}: paused until {paused.isoformat()}")
+                    return
                 try:
                     await pull_and_stage(self.rt, uow, report, flow_name, system, full=full, run_id=report.run_id)
                     pulled.append(system)
                 except ConnectorError as exc:
                     self._system_failed(uow, report, system, exc)
+
+            # The systems are read side by side; staging transactions hold no await, so they never interleave.
+            await asyncio.gather(*(pull(system) for system in readable_systems(self.rt, flow_name)))
             await self._reconcile_all(uow, report, flow_name, dry_run=dry_run)
             with uow.tx() as session:
                 mapper_objects = {s: self.rt.mappings.mapper(self.rt.flow(flow_name).entity, s).object for s in pulled}

@@ -10,6 +10,7 @@ message; the rest of the batch carries on.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -87,7 +88,7 @@ async def push_pending(
                 (row.id, WriteOp(key=row.op_key, action=row.action, data=data, external_id=row.external_id))
             )
 
-    for system, planned in plans.items():
+    async def send(system: str, planned: list[tuple[int, WriteOp]]) -> None:
         ops = [op for _, op in planned]
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
@@ -100,10 +101,14 @@ async def push_pending(
                 results = await rt.connector(system).push(object, ops)
             except ConnectorError as exc:
                 _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
-                continue
+                return
+        # No await inside: this transaction never interleaves with another system's.
         with uow.tx() as session:
             for (row_id, op), result in zip(planned, results, strict=True):
                 _apply(rt, session, report, session.get(OutboxWrite, row_id), op, result, run_id)
+
+    # Each target system works through its own limits; they do not wait for one another.
+    await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
 
 
 def _call_failed(rt: Runtime, uow: UnitOfWork, report: Report, system: str, row_ids: list[int], exc: ConnectorError) -> None:
