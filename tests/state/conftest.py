@@ -35,30 +35,6 @@ class FakeClock:
 
 
 @pytest.fixture(scope="session")
-def pg_databases() -> Iterator[Callable[[], str]]:
-    """Factory of fresh, empty PostgreSQL databases (SQLAlchemy URLs); all dropped at session end."""
-    server = os.environ.get(PG_ENV)
-    if not server:
-        pytest.skip(f"{PG_ENV} is not set")
-    admin_url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    created: list[str] = []
-
-    def create() -> str:
-        name = f"crmsync_state_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return admin_url.set(database=name).render_as_string(hide_password=False)
-
-    yield create
-    with admin.connect() as connection:
-        for name in created:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="session")
 def pg_migrated_url(pg_databases) -> str:
     url = pg_databases()
     upgrade(url)
