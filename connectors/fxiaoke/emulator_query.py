@@ -1,0 +1,308 @@
+"""The emulator's record table and query evaluation.
+
+A table keeps its records in a dict and two sorted indexes — by ``_id`` and by
+(``last_modified_time``, ``_id``) — so the connector's two walks (``_id GT x``
+and ``last_modified_time GTE t`` ordered by time) are a bisect plus a slice even
+with 100,000 records. Other orders fall back to a scan and sort.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS = frozenset(
+    {"EQ", "N", "GT", "GTE", "LT", "LTE", "LIKE", "NLIKE", "IS", "ISN", "IN", "NIN", "BETWEEN", "NBETWEEN",
+     "STARTWITH", "ENDWITH", "CONTAINS", "HASANYOF", "NHASANYOF"}
+)
+
+
+class QueryError(ValueError):
+    """The query itself is malformed (the emulator answers a parameter error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    field: str
+    operator: str
+    values: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: Any) -> Filter:
+        if not isinstance(raw, dict):
+            raise QueryError("each filter must be an object {field_name, operator, field_values}")
+        field = raw.get("field_name")
+        operator = str(raw.get("operator", "")).upper()
+        values = raw.get("field_values", [])
+        if not isinstance(field, str) or not field:
+            raise QueryError("filter without field_name")
+        if operator not in OPERATORS:
+            raise QueryError(f"unknown operator {raw.get('operator')!r}")
+        if not isinstance(values, list):
+            raise QueryError("field_values must be a list of strings")
+        if operator not in ("IS", "ISN") and not values:
+            raise QueryError(f"filter on {field} needs field_values")
+        if operator in ("BETWEEN", "NBETWEEN") and len(values) != 2:
+            raise QueryError("BETWEEN needs two field_values")
+        return cls(field, operator, tuple(_text(v) for v in values))
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    field: str
+    ascending: bool
+
+    @classmethod
+    def parse(cls, raw: Any) -> Order:
+        if not isinstance(raw, dict) or not isinstance(raw.get("fieldName"), str):
+            raise QueryError("each order must be an object {fieldName, isAsc}")
+        return cls(raw["fieldName"], bool(raw.get("isAsc", True)))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _compare(value: Any, other: str) -> int:
+    """-1/0/1 of value vs other: numerically when both are numbers, else as text."""
+    a, b = _number(value), _number(other)
+    if a is not None and b is not None:
+        return (a > b) - (a < b)
+    left = _text(value)
+    return (left > other) - (left < other)
+
+
+def matches(record: dict[str, Any], flt: Filter) -> bool:
+    value = record.get(flt.field)
+    op, vals = flt.operator, flt.values
+    if op == "IS":
+        return _empty(value)
+    if op == "ISN":
+        return not _empty(value)
+    if isinstance(value, list):
+        items = {_text(v) for v in value}
+        if op in ("EQ", "IN", "CONTAINS", "HASANYOF"):
+            return bool(items.intersection(vals))
+        if op in ("N", "NIN", "NHASANYOF"):
+            return not items.intersection(vals)
+        return False
+    if op == "N":
+        return value is None or _compare(value, vals[0]) != 0
+    if value is None:
+        return op in ("NIN", "NLIKE", "NBETWEEN")
+    if op == "EQ":
+        return _compare(value, vals[0]) == 0
+    if op == "GT":
+        return _compare(value, vals[0]) > 0
+    if op == "GTE":
+        return _compare(value, vals[0]) >= 0
+    if op == "LT":
+        return _compare(value, vals[0]) < 0
+    if op == "LTE":
+        return _compare(value, vals[0]) <= 0
+    if op == "IN":
+        return any(_compare(value, v) == 0 for v in vals)
+    if op == "NIN":
+        return not any(_compare(value, v) == 0 for v in vals)
+    if op == "BETWEEN":
+        return _compare(value, vals[0]) >= 0 and _compare(value, vals[1]) <= 0
+    if op == "NBETWEEN":
+        return not (_compare(value, vals[0]) >= 0 and _compare(value, vals[1]) <= 0)
+    text = _text(value)
+    if op == "LIKE" or op == "CONTAINS":
+        return vals[0] in text
+    if op == "NLIKE":
+        return vals[0] not in text
+    if op == "STARTWITH":
+        return text.startswith(vals[0])
+    if op == "ENDWITH":
+        return text.endswith(vals[0])
+    return False  # pragma: no cover - OPERATORS is exhaustive
+
+
+class Table:
+    """Records of one object with id and modified-time indexes. Not locked: the store locks."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self._ids: list[str] = []
+        self._modified: list[tuple[int, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.records.get(record_id)
+
+    def put(self, record: dict[str, Any]) -> None:
+        record_id = record["_id"]
+        old = self.records.get(record_id)
+        if old is not None:
+            self._drop_modified(old)
+        else:
+            bisect.insort(self._ids, record_id)
+        self.records[record_id] = record
+        bisect.insort(self._modified, (int(record["last_modified_time"]), record_id))
+
+    def remove(self, record_id: str) -> dict[str, Any] | None:
+        old = self.records.pop(record_id, None)
+        if old is None:
+            return None
+        self._drop_modified(old)
+        at = bisect.bisect_left(self._ids, record_id)
+        if at < len(self._ids) and self._ids[at] == record_id:
+            del self._ids[at]
+        return old
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        """Bulk insert (seeding): one sort instead of many inserts."""
+        for record in records:
+            if record["_id"] in self.records:
+                raise ValueError(f"duplicate _id {record['_id']}")
+            self.records[record["_id"]] = record
+        self._ids = sorted(self.records)
+        self._modified = sorted((int(r["last_modified_time"]), r["_id"]) for r in self.records.values())
+
+    def clear(self) -> None:
+        self.records.clear()
+        self._ids.clear()
+        self._modified.clear()
+
+    def _drop_modified(self, record: dict[str, Any]) -> None:
+        key = (int(record["last_modified_time"]), record["_id"])
+        at = bisect.bisect_left(self._modified, key)
+        if at < len(self._modified) and self._modified[at] == key:
+            del self._modified[at]
+
+    # -- querying ------------------------------------------------------------------------
+    def query(
+        self,
+        filters: list[Filter],
+        orders: list[Order],
+        *,
+        offset: int,
+        limit: int,
+        count_total: bool,
+        visible: Callable[[dict[str, Any]], bool],
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Matching records in order: the page (offset, limit) and the total (0 unless counted)."""
+        candidates = self._candidates(filters, orders)
+        page: list[dict[str, Any]] = []
+        total = 0
+        skipped = 0
+        for record in candidates:
+            if not visible(record) or not all(matches(record, f) for f in filters):
+                continue
+            total += 1
+            if skipped < offset:
+                skipped += 1
+                continue
+            if len(page) < limit:
+                page.append(record)
+            elif not count_total:
+                break
+        return page, (total if count_total else 0)
+
+    def _candidates(self, filters: list[Filter], orders: list[Order]) -> Iterator[dict[str, Any]]:
+        first = orders[0] if orders else Order("last_modified_time", False)
+        rest_is_id = all(o.field == "_id" and o.ascending == first.ascending for o in orders[1:])
+        if first.field == "_id" and len(orders) == 1:
+            lo, hi = _id_bounds(self._ids, filters)
+            ids = self._ids[lo:hi] if first.ascending else reversed(self._ids[lo:hi])
+            return (self.records[i] for i in ids)
+        if first.field == "last_modified_time" and rest_is_id:
+            lo, hi = _modified_bounds(self._modified, filters)
+            keys = self._modified[lo:hi] if first.ascending else reversed(self._modified[lo:hi])
+            return (self.records[i] for _, i in keys)
+        return iter(sorted(self.records.values(), key=_sort_key(orders)))
+
+
+def _id_bounds(ids: list[str], filters: list[Filter]) -> tuple[int, int]:
+    lo, hi = 0, len(ids)
+    for f in filters:
+        if f.field != "_id" or not f.values:
+            continue
+        v = f.values[0]
+        if f.operator == "GT":
+            lo = max(lo, bisect.bisect_right(ids, v))
+        elif f.operator == "GTE":
+            lo = max(lo, bisect.bisect_left(ids, v))
+        elif f.operator == "LT":
+            hi = min(hi, bisect.bisect_left(ids, v))
+        elif f.operator == "LTE":
+            hi = min(hi, bisect.bisect_right(ids, v))
+        elif f.operator == "EQ":
+            lo, hi = max(lo, bisect.bisect_left(ids, v)), min(hi, bisect.bisect_right(ids, v))
+    return lo, max(lo, hi)
+
+
+def _modified_bounds(keys: list[tuple[int, str]], filters: list[Filter]) -> tuple[int, int]:
+    lo, hi = 0, len(keys)
+    for f in filters:
+        if f.field != "last_modified_time":
+            continue
+        try:
+            nums = [int(float(v)) for v in f.values]
+        except ValueError:
+            continue  # the per-record check decides
+        if not nums:
+            continue
+        low_key, high_key = (nums[0], ""), (nums[0], "\uffff")
+        if f.operator == "GT":
+            lo = max(lo, bisect.bisect_right(keys, high_key))
+        elif f.operator == "GTE":
+            lo = max(lo, bisect.bisect_left(keys, low_key))
+        elif f.operator == "LT":
+            hi = min(hi, bisect.bisect_left(keys, low_key))
+        elif f.operator == "LTE":
+            hi = min(hi, bisect.bisect_right(keys, high_key))
+        elif f.operator == "EQ":
+            lo, hi = max(lo, bisect.bisect_left(keys, low_key)), min(hi, bisect.bisect_right(keys, high_key))
+        elif f.operator == "BETWEEN" and len(nums) == 2:
+            lo = max(lo, bisect.bisect_left(keys, (nums[0], "")))
+            hi = min(hi, bisect.bisect_right(keys, (nums[1], "\uffff")))
+    return lo, max(lo, hi)
+
+
+def _sort_key(orders: list[Order]) -> Callable[[dict[str, Any]], tuple]:
+    def key(record: dict[str, Any]) -> tuple:
+        parts = []
+        for order in orders:
+            value = record.get(order.field)
+            number = _number(value)
+            rank = (0, number, "") if number is not None else (1, 0.0, _text(value) if value is not None else "")
+            if not order.ascending:
+                rank = (-rank[0], -rank[1], _Reverse(rank[2]))
+            parts.append(rank)
+        parts.append((record["_id"],))
+        return tuple(parts)
+
+    return key
+
+
+class _Reverse(str):
+    """A string that sorts backwards (descending text orders)."""
+
+    def __lt__(self, other: str) -> bool:  # type: ignore[override]
+        return str.__gt__(self, other)
+
+    def __gt__(self, other: str) -> bool:  # type: ignore[override]
+        return str.__lt__(self, other)

@@ -1,0 +1,1 @@
+"""SQL interface-table ERP connector (any SQLAlchemy database). See README.md in this folder."""
