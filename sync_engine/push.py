@@ -103,9 +103,10 @@ async def push_pending(
                 _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
                 return
         # No await inside: this transaction never interleaves with another system's.
-        with uow.tx() as session:
+        with uow.tx() as session, session.no_autoflush:
+            cache = _ApplyCache.load(session, entity, system, [row_id for row_id, _ in planned])
             for (row_id, op), result in zip(planned, results, strict=True):
-                _apply(rt, session, report, session.get(OutboxWrite, row_id), op, result, run_id)
+                _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache)
 
     # Each target system works through its own limits; they do not wait for one another.
     await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
@@ -138,9 +139,39 @@ def _fail(rt: Runtime, session, report: Report, row: OutboxWrite, code: str | No
     report.count(row.system, "dead_letters")
 
 
-def _apply(rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id) -> None:
+class _ApplyCache:
+    """The outbox rows, snapshots and links one batch of results touches, read in three queries."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, OutboxWrite] = {}
+        self.snapshots: dict[tuple[str, str], Snapshot] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+
+    @classmethod
+    def load(cls, session, entity: str, system: str, row_ids: list[int]) -> "_ApplyCache":
+        cache = cls()
+        cache.rows = {r.id: r for r in session.scalars(select(OutboxWrite).where(OutboxWrite.id.in_(row_ids)))}
+        cids = list({r.canonical_id for r in cache.rows.values()})
+        for snap in session.scalars(select(Snapshot).where(
+            Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids)
+        )):
+            cache.snapshots[(snap.canonical_id, system)] = snap
+        for link in session.scalars(select(Link).where(
+            Link.entity == entity, Link.system == system, Link.canonical_id.in_(cids)
+        )):
+            cache.links[(link.canonical_id, system)] = link
+        return cache
+
+
+def _apply(
+    rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id,
+    cache: _ApplyCache | None = None,
+) -> None:
     entity = row.entity
     model = rt.mappings.models[entity]
+    if cache is None:
+        cache = _ApplyCache.load(session, entity, row.system, [row.id])
+        row = cache.rows[row.id]
     if not result.ok:
         if result.retryable and row.attempts < rt.config.sync.max_attempts:
             row.status = "pending"
@@ -151,28 +182,24 @@ def _apply(rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, 
         return
     row.status = "done"
     row.done_at = utc_now()
-    before = dict(session.get(Snapshot, (entity, row.canonical_id, row.system)).values) if session.get(
-        Snapshot, (entity, row.canonical_id, row.system)
-    ) else {}
+    key = (row.canonical_id, row.system)
+    snapshot = cache.snapshots.get(key)
+    before = dict(snapshot.values) if snapshot is not None else {}
+    link = cache.links.get(key)
     if row.action == "create":
-        link = session.scalar(
-            select(Link).where(Link.entity == entity, Link.canonical_id == row.canonical_id, Link.system == row.system)
-        )
         if link is None:
-            session.add(Link(entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
-                             external_id=str(result.external_id), status=LinkStatus.ACTIVE, last_synced_at=utc_now()))
+            link = Link(entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
+                        external_id=str(result.external_id), status=LinkStatus.ACTIVE, last_synced_at=utc_now())
+            session.add(link)
+            cache.links[key] = link
         row.external_id = str(result.external_id)
-    elif row.action == "delete":
-        link = session.scalar(
-            select(Link).where(Link.entity == entity, Link.canonical_id == row.canonical_id, Link.system == row.system)
-        )
-        if link is not None:
-            link.status = LinkStatus.DELETED
+    elif row.action == "delete" and link is not None:
+        link.status = LinkStatus.DELETED
     if row.action != "delete":
-        rec.save_snapshot(
+        cache.snapshots[key] = rec.save_snapshot(
             session, entity=entity, canonical_id=row.canonical_id, system=row.system, values=row.values,
             modified_at=result.modified_at, action=SnapshotAction.WRITE, op_key=row.op_key,
-            hash_of=lambda values: canonical_hash(values, model),
+            hash_of=lambda values: canonical_hash(values, model), existing=snapshot, look_up=False,
         )
     counter = {"create": "created", "update": "updated", "delete": "deleted"}[row.action]
     report.count(row.system, counter)

@@ -22,7 +22,7 @@ from mapping.references import MissingLink, UnresolvedReference
 
 from . import records as rec
 from .context import Report
-from .links import LinkResolver, link_of, links_of_record
+from .links import LinkResolver
 from .matching import KeySpec, decide, default_keys, keys_of
 from .merge import Observation, Snapshot as MergeSnapshot, merge, policy_name
 from .runtime import Runtime
@@ -38,6 +38,73 @@ STRONG_NORMALIZERS = {"tax_id", "domain", "email", "phone"}
 class BatchOutcome:
     missing: list[MissingLink] = field(default_factory=list)
     touched: int = 0
+
+
+class BatchCache:
+    """Everything one batch reads about its records, fetched in a handful of queries
+    instead of a dozen per record; new rows are added here as they are created."""
+
+    def __init__(self, session: Session, entity: str) -> None:
+        self.session = session
+        self.entity = entity
+        self.links_by_ext: dict[tuple[str, str, str], Link] = {}
+        self.records: dict[str, Record] = {}
+        self.snapshots: dict[str, dict[str, Snapshot]] = defaultdict(dict)
+        self.links: dict[str, dict[str, Link]] = defaultdict(dict)
+        self.frozen: dict[str, set[str]] = defaultdict(set)
+        self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
+
+    def load_links_of(self, changes: list[StagedChange]) -> None:
+        by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for change in changes:
+            by_object[(change.system, change.object)].append(change.external_id)
+        for (system, object), ids in by_object.items():
+            for link in self.session.scalars(
+                select(Link).where(Link.system == system, Link.object == object, Link.external_id.in_(ids))
+            ):
+                self.links_by_ext[(system, object, link.external_id)] = link
+
+    def add_link(self, link: Link) -> None:
+        self.session.add(link)
+        self.links_by_ext[(link.system, link.object, link.external_id)] = link
+        self.links[link.canonical_id][link.system] = link
+
+    def add_record(self, record: Record) -> None:
+        self.session.add(record)
+        self.session.flush([record])  # before its links and match keys: they reference it
+        self.records[record.canonical_id] = record
+
+    def load_records(self, cids: list[str]) -> None:
+        wanted = [c for c in cids if c not in self.records]
+        entity = self.entity
+        if wanted:
+            query = select(Record).where(Record.entity == entity, Record.canonical_id.in_(wanted))
+            if self.session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update()
+            for record in self.session.scalars(query):
+                self.records[record.canonical_id] = record
+        for snap in self.session.scalars(
+            select(Snapshot).where(Snapshot.entity == entity, Snapshot.canonical_id.in_(cids))
+        ):
+            self.snapshots[snap.canonical_id].setdefault(snap.system, snap)
+        for link in self.session.scalars(select(Link).where(Link.entity == entity, Link.canonical_id.in_(cids))):
+            self.links[link.canonical_id].setdefault(link.system, link)
+        for review in self.session.scalars(
+            select(Review).where(
+                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+                Review.entity == entity, Review.canonical_id.in_(cids),
+            )
+        ):
+            field = (review.details or {}).get("field")
+            if field:
+                self.frozen[review.canonical_id].add(field)
+        for row in self.session.scalars(
+            select(OutboxWrite).where(
+                OutboxWrite.entity == entity, OutboxWrite.canonical_id.in_(cids),
+                OutboxWrite.status.in_(("pending", "sent", "deferred")),
+            )
+        ):
+            self.outbox[(row.canonical_id, row.system, row.action)].append(row)
 
 
 def match_specs(rt: Runtime, entity: str) -> list[KeySpec]:
@@ -69,51 +136,55 @@ def reconcile_batch(
     resolver = LinkResolver(session)
     outcome = BatchOutcome()
     groups: dict[str, list[tuple[StagedChange, dict[str, Any] | None]]] = defaultdict(list)
+    cache = BatchCache(session, entity)
 
-    for change in batch:
-        mapper = rt.mappings.mapper(entity, change.system)
-        link = link_of(session, change.system, change.object, change.external_id)
-        if change.deleted:
-            if link is not None and link.status == LinkStatus.ACTIVE:
-                groups[link.canonical_id].append((change, None))
-            else:
-                session.delete(change)  # never synced, or already gone: nothing to do
-            continue
-        try:
-            values = mapper.to_canonical(change.data, resolver)
-        except MappingError as exc:
-            rec.dead_letter(
-                session, entity=entity, flow=flow_name, system=change.system, object=change.object,
-                external_id=change.external_id, canonical_id=link.canonical_id if link else None,
-                stage=DeadLetterStage.MAP, code=f"mapping.{exc.code}", message=exc.describe(),
-                payload={"record": change.data, "error": exc.as_dict()}, attempts=change.attempts + 1, run_id=run_id,
-            )
-            report.count(change.system, "dead_letters")
-            session.delete(change)
-            continue
-        except UnresolvedReference as exc:
-            _defer(rt, session, report, flow_name, change, str(exc), run_id)
-            outcome.missing.extend(m for m in exc.missing if m.direction == "read")
-            continue
+    with session.no_autoflush:
+        cache.load_links_of(batch)
+        for change in batch:
+            mapper = rt.mappings.mapper(entity, change.system)
+            link = cache.links_by_ext.get((change.system, change.object, change.external_id))
+            if change.deleted:
+                if link is not None and link.status == LinkStatus.ACTIVE:
+                    groups[link.canonical_id].append((change, None))
+                else:
+                    session.delete(change)  # never synced, or already gone: nothing to do
+                continue
+            try:
+                values = mapper.to_canonical(change.data, resolver)
+            except MappingError as exc:
+                rec.dead_letter(
+                    session, entity=entity, flow=flow_name, system=change.system, object=change.object,
+                    external_id=change.external_id, canonical_id=link.canonical_id if link else None,
+                    stage=DeadLetterStage.MAP, code=f"mapping.{exc.code}", message=exc.describe(),
+                    payload={"record": change.data, "error": exc.as_dict()}, attempts=change.attempts + 1, run_id=run_id,
+                )
+                report.count(change.system, "dead_letters")
+                session.delete(change)
+                continue
+            except UnresolvedReference as exc:
+                _defer(rt, session, report, flow_name, change, str(exc), run_id)
+                outcome.missing.extend(m for m in exc.missing if m.direction == "read")
+                continue
 
-        if link is None:
-            cid = _match_or_create(rt, session, report, flow_name, change, values, specs, run_id)
-            if cid is None:
-                continue  # waiting in the review queue
-            link = Link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
-                        external_id=change.external_id, status=LinkStatus.ACTIVE)
-            session.add(link)
-            session.flush()
-            resolver.remember(entity, cid, change.system, change.external_id)
-        elif link.status != LinkStatus.ACTIVE:
-            link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
-        groups[link.canonical_id].append((change, values))
+            if link is None:
+                cid = _match_or_create(rt, session, report, flow_name, change, values, specs, run_id, cache)
+                if cid is None:
+                    continue  # waiting in the review queue
+                link = Link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                            external_id=change.external_id, status=LinkStatus.ACTIVE)
+                cache.add_link(link)
+                resolver.remember(entity, cid, change.system, change.external_id)
+            elif link.status != LinkStatus.ACTIVE:
+                link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
+            groups[link.canonical_id].append((change, values))
 
-    for cid, items in groups.items():
-        _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal)
-        outcome.touched += 1
-        for change, _ in items:
-            session.delete(change)
+        session.flush()
+        cache.load_records(list(groups))
+        for cid, items in groups.items():
+            _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
+            outcome.touched += 1
+            for change, _ in items:
+                session.delete(change)
     return outcome
 
 
@@ -136,7 +207,7 @@ def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change
 
 def _match_or_create(
     rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange,
-    values: dict[str, Any], specs: list[KeySpec], run_id,
+    values: dict[str, Any], specs: list[KeySpec], run_id, cache: BatchCache,
 ) -> str | None:
     entity = change.entity
     mine = keys_of(specs, values)
@@ -170,28 +241,22 @@ def _match_or_create(
                   details={"reason": decision.reason, "score": decision.candidates[0].score})
         return cid
     cid = rec.new_canonical_id()
-    session.add(Record(entity=entity, canonical_id=cid, values={}, hash=None))
-    session.flush()
+    cache.add_record(Record(entity=entity, canonical_id=cid, values={}, hash=None))
     # Keys go in now, so later records of this batch (from the other systems) can match this one.
-    rec.replace_match_keys(session, entity, cid, specs, values)
+    rec.add_match_keys(session, entity, cid, specs, values)
     return cid
 
 
 def _reconcile_record(
     rt: Runtime, session: Session, report: Report, flow_name: str, cid: str,
-    items: list[tuple[StagedChange, dict[str, Any] | None]], run_id, equal,
+    items: list[tuple[StagedChange, dict[str, Any] | None]], run_id, equal, cache: BatchCache,
 ) -> None:
     flow = rt.flow(flow_name)
     entity = flow.entity
     model = rt.mappings.models[entity]
-    query = select(Record).where(Record.entity == entity, Record.canonical_id == cid)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    record = session.scalar(query)
-    snapshots = {
-        s.system: s for s in session.scalars(select(Snapshot).where(Snapshot.entity == entity, Snapshot.canonical_id == cid))
-    }
-    links = links_of_record(session, entity, cid)
+    record = cache.records[cid]
+    snapshots = cache.snapshots[cid]
+    links = cache.links[cid]
     observations = [(c, v) for c, v in items if v is not None]
     deletions = [c for c, v in items if v is None]
     hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
@@ -202,15 +267,7 @@ def _reconcile_record(
     if record.deleted:
         return
 
-    frozen = {
-        (r.details or {}).get("field")
-        for r in session.scalars(
-            select(Review).where(
-                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
-                Review.entity == entity, Review.canonical_id == cid,
-            )
-        )
-    }
+    frozen = cache.frozen[cid]
     result = merge(
         record.values,
         {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()},
@@ -251,8 +308,11 @@ def _reconcile_record(
         rec.replace_match_keys(session, entity, cid, match_specs(rt, entity), result.values)
     now = utc_now()
     for change, values in observations:
-        rec.save_snapshot(session, entity=entity, canonical_id=cid, system=change.system, values=values,
-                          modified_at=change.modified_at, action=SnapshotAction.READ, hash_of=hash_of)
+        snapshots[change.system] = rec.save_snapshot(
+            session, entity=entity, canonical_id=cid, system=change.system, values=values,
+            modified_at=change.modified_at, action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
+            look_up=False,
+        )
         link = links.get(change.system)
         if link is not None:
             link.last_synced_at = now
@@ -261,23 +321,24 @@ def _reconcile_record(
             rec.audit(session, "read", entity=entity, canonical_id=cid, system=change.system, object=change.object,
                       external_id=change.external_id, origin=change.origin, run_id=run_id,
                       details={"changes": changed_here, "modified_at": change.modified_at.isoformat() if change.modified_at else None})
-    session.flush()
     # A field waiting for a person is written nowhere until the review is settled.
     held = {f for f in frozen if f} | {c.field for c in result.held}
     _plan_writes(rt, session, flow_name, record, links, origin=observations[0][0].origin if observations else "poll",
-                 run_id=run_id, equal=equal, held=held)
+                 run_id=run_id, equal=equal, held=held, cache=cache)
 
 
 def _plan_writes(
     rt: Runtime, session: Session, flow_name: str, record: Record, links: dict[str, Link], *, origin, run_id, equal,
-    held: set[str] = frozenset(),
+    held: set[str] = frozenset(), cache: BatchCache | None = None,
 ) -> None:
     flow = rt.flow(flow_name)
     entity = flow.entity
     cid = record.canonical_id
-    snapshots = {
-        s.system: s for s in session.scalars(select(Snapshot).where(Snapshot.entity == entity, Snapshot.canonical_id == cid))
-    }
+    if cache is None:
+        cache = BatchCache(session, entity)
+        cache.records[cid] = record
+        cache.load_records([cid])
+    snapshots = cache.snapshots[cid]
     create_in = set(flow.create_in or flow.systems)
     for target in write_targets(rt, flow_name):
         mapper = rt.mappings.mapper(entity, target)
@@ -287,37 +348,26 @@ def _plan_writes(
             current = snapshots[target].values if target in snapshots else {}
             changed = {f: v for f, v in desired.items() if not equal(f, v, current.get(f))}
             if changed:
-                _replace_pending(session, entity, cid, target, "update")
-                rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
-                                action="update", external_id=link.external_id, values=changed, flow=flow_name,
-                                origin=origin, run_id=run_id)
-        elif link is None and target in create_in and any(v not in (None, "") for v in desired.values()):
-            waiting = session.scalar(
-                select(OutboxWrite.id).where(
-                    OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == target,
-                    OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "sent", "deferred")),
+                for row in cache.outbox.get((cid, target, "update"), []):
+                    if row.status in ("pending", "deferred"):
+                        row.status = "superseded"  # recomputed from the snapshot: this one says it all
+                cache.outbox[(cid, target, "update")].append(
+                    rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
+                                    action="update", external_id=link.external_id, values=changed, flow=flow_name,
+                                    origin=origin, run_id=run_id)
                 )
-            )
-            if waiting is not None:
+        elif link is None and target in create_in and any(v not in (None, "") for v in desired.values()):
+            waiting = [r for r in cache.outbox.get((cid, target, "create"), []) if r.status in ("pending", "sent", "deferred")]
+            if waiting:
                 # A create is already on its way: fold these values into it rather than creating twice.
-                row = session.get(OutboxWrite, waiting)
-                if row.status in ("pending", "deferred"):
-                    row.values = desired
+                if waiting[0].status in ("pending", "deferred"):
+                    waiting[0].values = desired
                 continue
-            rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
-                            action="create", external_id=None, values=desired, flow=flow_name,
-                            origin=origin, run_id=run_id)
-
-
-def _replace_pending(session: Session, entity: str, cid: str, target: str, action: str) -> None:
-    """A newer decision supersedes an update not yet sent (its fields are recomputed from the snapshot)."""
-    for row in session.scalars(
-        select(OutboxWrite).where(
-            OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == target,
-            OutboxWrite.action == action, OutboxWrite.status.in_(("pending", "deferred")),
-        )
-    ):
-        row.status = "superseded"
+            cache.outbox[(cid, target, "create")].append(
+                rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
+                                action="create", external_id=None, values=desired, flow=flow_name,
+                                origin=origin, run_id=run_id)
+            )
 
 
 def _apply_delete(

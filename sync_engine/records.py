@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from mapping.canonical import canonical_equal
@@ -100,44 +100,54 @@ def audit(
 
 def replace_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
     session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id == canonical_id))
-    for field, key in keys_of(specs, values).items():
-        session.add(MatchKey(entity=entity, field=field, value=key[:255], canonical_id=canonical_id))
-    session.flush()
+    add_match_keys(session, entity, canonical_id, specs, values)
+
+
+def add_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
+    """Index a record's keys. Written at once: the next record of the same batch may match it."""
+    rows = [
+        {"entity": entity, "field": field, "value": key[:255], "canonical_id": canonical_id}
+        for field, key in keys_of(specs, values).items()
+    ]
+    if rows:
+        session.execute(MatchKey.__table__.insert(), rows)
 
 
 def candidates(session: Session, entity: str, specs: list[KeySpec], mine: Mapping[str, str]) -> list[Candidate]:
-    """Canonical records sharing any key with ``mine`` (names: also similar ones, by a 2-character block)."""
-    ids: set[str] = set()
-    for field, value in mine.items():
+    """Canonical records sharing a key with ``mine`` — and, for names, a few similar ones
+    (same first two characters) so near-misses reach the review queue. Three queries in all."""
+    if not mine:
+        return []
+    exact = [and_(MatchKey.field == field, MatchKey.value == value[:255]) for field, value in mine.items()]
+    ids = set(session.scalars(select(MatchKey.canonical_id).where(MatchKey.entity == entity, or_(*exact))))
+    weak = [(s.field, mine[s.field]) for s in specs if not s.strong and len(mine.get(s.field, "")) >= 2]
+    for field, value in weak:
         ids.update(
             session.scalars(
-                select(MatchKey.canonical_id).where(
-                    MatchKey.entity == entity, MatchKey.field == field, MatchKey.value == value[:255]
-                )
+                select(MatchKey.canonical_id)
+                # A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
+                .where(MatchKey.entity == entity, MatchKey.field == field,
+                       MatchKey.value >= value[:2], MatchKey.value < value[:2] + "\U0010ffff")
+                .limit(FUZZY_CANDIDATES)
             )
         )
-        spec = next((s for s in specs if s.field == field), None)
-        if spec is not None and not spec.strong and len(value) >= 2:
-            ids.update(
-                session.scalars(
-                    select(MatchKey.canonical_id)
-                    .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.like(value[:2] + "%"))
-                    .limit(50)
-                )
-            )
-    out = []
-    for cid in sorted(ids):
-        keys = {
-            row.field: row.value
-            for row in session.scalars(select(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id == cid))
-        }
-        systems = set(
-            session.scalars(
-                select(Link.system).where(Link.entity == entity, Link.canonical_id == cid, Link.status == LinkStatus.ACTIVE)
-            )
+    if not ids:
+        return []
+    keys: dict[str, dict[str, str]] = {cid: {} for cid in ids}
+    for row in session.scalars(select(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(ids))):
+        keys[row.canonical_id][row.field] = row.value
+    systems: dict[str, set[str]] = {cid: set() for cid in ids}
+    for cid, system in session.execute(
+        select(Link.canonical_id, Link.system).where(
+            Link.entity == entity, Link.canonical_id.in_(ids), Link.status == LinkStatus.ACTIVE
         )
-        out.append(Candidate(cid, keys, systems))
-    return out
+    ):
+        systems[cid].add(system)
+    return [Candidate(cid, keys[cid], systems[cid]) for cid in sorted(ids)]
+
+
+#: How many similar-name records a match looks at, at most.
+FUZZY_CANDIDATES = 20
 
 
 def save_snapshot(
@@ -151,8 +161,12 @@ def save_snapshot(
     action: SnapshotAction,
     op_key: str | None = None,
     hash_of: Callable[[Mapping[str, Any]], str],
+    existing: Snapshot | None = None,
+    look_up: bool = True,
 ) -> Snapshot:
-    snap = session.get(Snapshot, (entity, canonical_id, system))
+    """Merge ``values`` into the system's snapshot. ``look_up=False``: the caller knows there is none
+    unless it passed ``existing`` (it read them all in one query)."""
+    snap = existing if existing is not None or not look_up else session.get(Snapshot, (entity, canonical_id, system))
     now = utc_now()
     merged = {**(snap.values if snap else {}), **values}
     if snap is None:
