@@ -23,10 +23,11 @@ from mapping.references import MissingLink
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
+from .records import dead_letter
 from .reconcile import readable_systems, reconcile_batch
 from .runtime import Runtime
 from .state.models import Cursor, Link, Run, SystemState
-from .state.models.enums import LinkStatus, RunKind, RunStatus
+from .state.models.enums import DeadLetterStage, LinkStatus, RunKind, RunStatus
 from .state.models.pipeline import OutboxWrite, StagedChange
 from .state.types import utc_now
 
@@ -54,6 +55,7 @@ class SyncEngine:
             entity = self.rt.flow(flow_name).entity
             if not dry_run:
                 await recover_in_doubt(self.rt, uow, report, entity, older_than=self.rt.config.sync.lease * 2)
+                await self._collect_write_outcomes(uow, report, flow_name)
             pulled: list[str] = []
 
             async def pull(system: str) -> None:
@@ -163,6 +165,41 @@ class SyncEngine:
                 _, skipped = stage_records(session, entity, other, mapper.object, records, origin=origin, run_id=report.run_id)
             report.count(other, "read", len(records))
             report.count(other, "skipped", skipped)
+
+    async def _collect_write_outcomes(self, uow: UnitOfWork, report: Report, flow_name: str) -> None:
+        """Systems that apply our writes later (an ERP import job over interface tables) report
+        their verdicts afterwards: a rejected row becomes a dead letter with the ERP's message."""
+        for system in self.rt.flow(flow_name).systems:
+            connector = self.rt.connector(system)
+            poll = getattr(connector, "poll_write_outcomes", None)
+            if poll is None:
+                continue
+            try:
+                outcomes = await poll()
+            except ConnectorError as exc:
+                report.errors.append(f"{system}: reading write outcomes failed: {exc}")
+                continue
+            if not outcomes:
+                continue
+            with uow.tx() as session:
+                rows = {
+                    row.op_key: row
+                    for row in session.scalars(select(OutboxWrite).where(OutboxWrite.op_key.in_([o.key for o in outcomes])))
+                }
+                for outcome in outcomes:
+                    row = rows.get(outcome.key)
+                    if row is None or outcome.ok:
+                        continue
+                    row.status = "failed"
+                    row.error = outcome.message
+                    dead_letter(
+                        session, entity=row.entity, flow=row.flow, system=row.system, object=row.object,
+                        external_id=row.external_id, canonical_id=row.canonical_id, stage=DeadLetterStage.PUSH,
+                        code=outcome.code, message=outcome.message or "rejected by the ERP",
+                        payload={"action": row.action, "values": row.values, "op_key": row.op_key},
+                        attempts=row.attempts, run_id=report.run_id,
+                    )
+                    report.count(system, "dead_letters")
 
     # -- reconciliation loop -------------------------------------------
     async def _reconcile_all(self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0) -> None:
