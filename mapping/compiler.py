@@ -39,6 +39,10 @@ _FX_DERIVED = ("__r", "__l", "__o", "__v", "__p", "__relation_ids")
 _TEST_ERROR_CODES = ("required", "unmapped_value", "conversion", "transform", "invalid_value", "unresolved_reference")
 
 
+#: The pseudo-field that maps crmsync's canonical id into a system (write only).
+CANONICAL_ID_FIELD = "id"
+
+
 class MappingConfigError(ValueError):
     """The mapping sections have problems (``issues``); raised by :meth:`MappingSet.from_config`."""
 
@@ -233,6 +237,14 @@ class _Compiler:
 
     def compile_field(self, name: str, spec: FieldSpec, info: EntityInfo, path: Path, ctx: _Context) -> FieldRule | None:
         canonical = info.fields.get(name)
+        if name == CANONICAL_ID_FIELD and canonical is None:
+            # crmsync's own id, written so a target can key the record by it (an interface table's
+            # crm_id, a CRM's external-id field). It is never read: crmsync owns it.
+            if spec.direction != "write":
+                self.issue((*path, "direction") if isinstance(spec, FieldSpec) else path,
+                           "'id' is crmsync's canonical id: it can only be written (direction: write)")
+                return None
+            canonical = CanonicalField(CANONICAL_ID_FIELD, "text", "code", "crmsync's canonical id")
         if canonical is None:
             self.issue(path, unknown(f"canonical field of {info.model.__name__}", name, info.fields))
             return None

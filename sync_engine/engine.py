@@ -188,7 +188,10 @@ class SyncEngine:
                 }
                 for outcome in outcomes:
                     row = rows.get(outcome.key)
-                    if row is None or outcome.ok:
+                    if row is None:
+                        continue
+                    if outcome.ok:
+                        self._adopt_erp_id(session, row, outcome.external_id)
                         continue
                     row.status = "failed"
                     row.error = outcome.message
@@ -200,6 +203,20 @@ class SyncEngine:
                         attempts=row.attempts, run_id=report.run_id,
                     )
                     report.count(system, "dead_letters")
+
+    @staticmethod
+    def _adopt_erp_id(session, row: OutboxWrite, erp_id: str | None) -> None:
+        """An interface-table create was staged under our key; once imported, the ERP's own id
+        is the one its reads will show, so the link moves to it (unless something holds it already)."""
+        if row.action != "create" or not erp_id or erp_id == row.external_id:
+            return
+        if session.scalar(select(Link.id).where(Link.system == row.system, Link.object == row.object,
+                                                Link.external_id == str(erp_id))) is not None:
+            return
+        link = session.scalar(select(Link).where(Link.entity == row.entity, Link.canonical_id == row.canonical_id,
+                                                 Link.system == row.system))
+        if link is not None:
+            link.external_id = str(erp_id)
 
     # -- reconciliation loop -------------------------------------------
     async def _reconcile_all(self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from connectors.base import PullRequest, WriteOp, WriteResult
 from connectors.errors import ConnectorError, QuotaExhausted
 from mapping.canonical import canonical_hash
+from mapping.compiler import CANONICAL_ID_FIELD
 from mapping.errors import MappingError
 from mapping.references import UnresolvedReference
 
@@ -60,12 +61,15 @@ async def push_pending(
         for row in rows:
             mapper = rt.mappings.mapper(entity, row.system)
             try:
+                # The canonical id travels along for systems that key records by it (interface tables).
+                values = {**row.values, CANONICAL_ID_FIELD: row.canonical_id}
+                keyed_by_id = CANONICAL_ID_FIELD in mapper.write_fields
                 if row.action == "delete":
-                    data: dict[str, Any] = {}
+                    data: dict[str, Any] = mapper.to_system(values, resolver, fields=[CANONICAL_ID_FIELD]) if keyed_by_id else {}
                 elif row.action == "create":
-                    data = mapper.to_system(row.values, resolver)
+                    data = mapper.to_system(values, resolver)
                 else:
-                    data = mapper.to_system(row.values, resolver, fields=list(row.values))
+                    data = mapper.to_system(values, resolver, fields=[*row.values, *([CANONICAL_ID_FIELD] if keyed_by_id else [])])
             except UnresolvedReference as exc:
                 row.attempts += 1
                 row.error = str(exc)
