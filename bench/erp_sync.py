@@ -171,9 +171,11 @@ async def _bench_sql(url: str, args: argparse.Namespace) -> dict[str, float]:
 
 
 # -- Kingdee K/3 Cloud ------------------------------------------------------------------
-async def bench_kingdee(args: argparse.Namespace) -> dict[str, float]:
-    """KINGDEE HALF — to be added by the lead with connectors/kingdee (emulator at --latency-ms)."""
-    raise SystemExit("--target kingdee is not implemented in this script yet (the Kingdee half is added with connectors/kingdee)")
+def bench_kingdee(args: argparse.Namespace) -> None:
+    """The Kingdee half: the emulator at --latency-ms, pull and push rows/s (bench/erp_kingdee.py)."""
+    import erp_kingdee  # same folder
+
+    erp_kingdee.main(["--rows", str(args.rows), "--latency-ms", str(args.latency_ms)])
 
 
 def main() -> None:
@@ -185,8 +187,12 @@ def main() -> None:
                         help="loopback database server URL; a throwaway database is created on it")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="kingdee: latency the emulator adds per call")
     args = parser.parse_args()
-    figures = asyncio.run(bench_sql(args) if args.target == "sql" else bench_kingdee(args))
+    if args.target == "kingdee":
+        bench_kingdee(args)
+        return
+    figures = asyncio.run(bench_sql(args))
     print(" ".join(f"{k}={v:.0f}" for k, v in figures.items()))
 
 
