@@ -71,7 +71,8 @@ class SyncEngine:
 
             # The systems are read side by side; staging transactions hold no await, so they never interleave.
             await asyncio.gather(*(pull(system) for system in readable_systems(self.rt, flow_name)))
-            await self._reconcile_all(uow, report, flow_name, dry_run=dry_run)
+            held = frozenset(s for s in readable_systems(self.rt, flow_name) if s not in pulled)
+            await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, hold_creates=held)
             with uow.tx() as session:
                 mapper_objects = {s: self.rt.mappings.mapper(self.rt.flow(flow_name).entity, s).object for s in pulled}
                 for system in pulled:
@@ -219,7 +220,17 @@ class SyncEngine:
             link.external_id = str(erp_id)
 
     # -- reconciliation loop -------------------------------------------
-    async def _reconcile_all(self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0) -> None:
+    async def _reconcile_all(
+        self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0,
+        hold_creates: frozenset[str] = frozenset(),
+    ) -> None:
+        """Reconcile every pending staged change of the flow, then send the writes.
+
+        All batches are matched and merged before anything is sent: on a first sync, a
+        company staged from Zoho must find its Fxiaoke twin before crmsync creates a copy of
+        that twin in Zoho. Creates into ``hold_creates`` (systems not read this pass) wait,
+        for the same reason.
+        """
         flow = self.rt.flow(flow_name)
         entity = flow.entity
         systems = readable_systems(self.rt, flow_name)
@@ -231,7 +242,10 @@ class SyncEngine:
                 .values(status="pending")
             )
             session.execute(
-                update(OutboxWrite).where(OutboxWrite.entity == entity, OutboxWrite.status == "deferred").values(status="pending")
+                update(OutboxWrite)
+                .where(OutboxWrite.entity == entity, OutboxWrite.status == "deferred",
+                       OutboxWrite.system.not_in(list(hold_creates)) | (OutboxWrite.action != "create"))
+                .values(status="pending")
             )
         for round_ in range(2):
             missing: list[MissingLink] = []
@@ -255,9 +269,10 @@ class SyncEngine:
                     if not batch:
                         break
                     last_id = batch[-1].id
-                    outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id)
+                    outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id,
+                                              hold_creates=hold_creates)
                     missing.extend(outcome.missing)
-                await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
+            await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
             if not missing or round_ == 1 or depth >= 2:
                 return
             await self._sync_references(uow, report, missing, dry_run=dry_run, depth=depth)

@@ -37,6 +37,10 @@ from .state.types import utc_now
 log = logging.getLogger(__name__)
 
 
+#: Outbox rows sent per round: bounded memory however many writes a first sync decides.
+PUSH_CHUNK = 2000
+
+
 async def push_pending(
     rt: Runtime,
     uow: UnitOfWork,
@@ -48,12 +52,26 @@ async def push_pending(
     ids: list[int] | None = None,
 ) -> None:
     """Send every pending outbox row of ``entity`` (or just ``ids``), grouped by target system."""
+    after = 0
+    while (after := await _push_chunk(rt, uow, report, entity, run_id=run_id, dry_run=dry_run, ids=ids, after=after)):
+        pass
+
+
+async def _push_chunk(
+    rt: Runtime, uow: UnitOfWork, report: Report, entity: str, *, run_id: int | None, dry_run: bool,
+    ids: list[int] | None, after: int,
+) -> int:
+    """One round of at most PUSH_CHUNK rows with ids above ``after``; returns the last id, 0 when done.
+
+    Walking by id means a write put back for later (an outage) is not retried in the same call."""
     plans: dict[str, list[tuple[int, WriteOp]]] = defaultdict(list)
     with uow.tx() as session:
-        query = select(OutboxWrite).where(OutboxWrite.entity == entity, OutboxWrite.status == "pending")
+        query = select(OutboxWrite).where(
+            OutboxWrite.entity == entity, OutboxWrite.status == "pending", OutboxWrite.id > after
+        )
         if ids is not None:
             query = query.where(OutboxWrite.id.in_(ids))
-        query = query.order_by(OutboxWrite.id)
+        query = query.order_by(OutboxWrite.id).limit(PUSH_CHUNK)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = list(session.scalars(query))
@@ -114,6 +132,7 @@ async def push_pending(
 
     # Each target system works through its own limits; they do not wait for one another.
     await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
+    return rows[-1].id if rows else 0
 
 
 def _call_failed(rt: Runtime, uow: UnitOfWork, report: Report, system: str, row_ids: list[int], exc: ConnectorError) -> None:

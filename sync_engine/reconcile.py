@@ -53,6 +53,8 @@ class BatchCache:
         self.links: dict[str, dict[str, Link]] = defaultdict(dict)
         self.frozen: dict[str, set[str]] = defaultdict(set)
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
+        #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
+        self.hold_creates: frozenset[str] = frozenset()
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -126,7 +128,8 @@ def readable_systems(rt: Runtime, flow_name: str) -> list[str]:
 
 
 def reconcile_batch(
-    rt: Runtime, session: Session, report: Report, flow_name: str, batch: list[StagedChange], run_id: int | None
+    rt: Runtime, session: Session, report: Report, flow_name: str, batch: list[StagedChange], run_id: int | None,
+    *, hold_creates: frozenset[str] = frozenset(),
 ) -> BatchOutcome:
     flow = rt.flow(flow_name)
     entity = flow.entity
@@ -137,6 +140,7 @@ def reconcile_batch(
     outcome = BatchOutcome()
     groups: dict[str, list[tuple[StagedChange, dict[str, Any] | None]]] = defaultdict(list)
     cache = BatchCache(session, entity)
+    cache.hold_creates = hold_creates
 
     with session.no_autoflush:
         cache.load_links_of(batch)
@@ -174,6 +178,12 @@ def reconcile_batch(
                             external_id=change.external_id, status=LinkStatus.ACTIVE)
                 cache.add_link(link)
                 resolver.remember(entity, cid, change.system, change.external_id)
+                # A create of this record in this system, decided but not sent, is moot now.
+                for row in session.scalars(select(OutboxWrite).where(
+                    OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == change.system,
+                    OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
+                )):
+                    row.status = "superseded"
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
@@ -211,7 +221,11 @@ def _match_or_create(
 ) -> str | None:
     entity = change.entity
     mine = keys_of(specs, values)
-    decision = decide(specs, mine, rec.candidates(session, entity, specs, mine), system=change.system)
+    found = rec.candidates(session, entity, specs, mine)
+    for candidate in found:
+        # Links made earlier in this batch are not flushed yet: count them too.
+        candidate.systems |= set(cache.links.get(candidate.canonical_id, {}))
+    decision = decide(specs, mine, found, system=change.system)
     if decision.outcome == "review":
         subject = f"match:{entity}:{change.system}:{change.external_id}"
         existing = session.scalar(select(Review).where(Review.subject_key == subject, Review.status == ReviewStatus.OPEN))
@@ -363,11 +377,12 @@ def _plan_writes(
                 if waiting[0].status in ("pending", "deferred"):
                     waiting[0].values = desired
                 continue
-            cache.outbox[(cid, target, "create")].append(
-                rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
-                                action="create", external_id=None, values=desired, flow=flow_name,
-                                origin=origin, run_id=run_id)
-            )
+            row = rec.queue_write(session, entity=entity, canonical_id=cid, system=target, object=mapper.object,
+                                  action="create", external_id=None, values=desired, flow=flow_name,
+                                  origin=origin, run_id=run_id)
+            if target in cache.hold_creates:
+                row.status = "deferred"
+            cache.outbox[(cid, target, "create")].append(row)
 
 
 def _apply_delete(

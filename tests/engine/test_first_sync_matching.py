@@ -1,0 +1,51 @@
+"""First sync: 200 companies already in two systems, typed by different people —
+linked, not duplicated; the ambiguous ones wait in review."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from connectors.emulation.fakedata import FakeData
+from mapping.normalize import company_name
+from sync_engine.state.models import Link, Review
+
+from .memory import MemorySystem
+
+
+async def test_two_hundred_companies_link_and_ambiguous_ones_wait(engine, systems):
+    fx, zoho = systems["fx"], systems["zoho"]
+    fake = FakeData(seed=7)
+    names, keys = [], set()
+    while len(names) < 200:
+        name = fake.company().name
+        key = company_name(name, strip_region=True)
+        if key not in keys:  # 200 different companies (two "Globex Energy" would be ambiguous for anyone)
+            names.append(name)
+            keys.add(key)
+    pairs = []
+    for name in names:
+        fx_id = fx.user_create("AccountObj", {"name": name, "tel": fake.phone()})
+        pairs.append((fx_id, zoho.user_create("Accounts", {"Account_Name": fake.variant(name)})))
+    # Two different companies in Fxiaoke that read the same after normalising, one in Zoho: which one?
+    fx.user_create("AccountObj", {"name": "Zenith Robotics Co., Ltd."})
+    fx.user_create("AccountObj", {"name": "ZENITH ROBOTICS INC"})
+    zoho.user_create("Accounts", {"Account_Name": "Zenith Robotics"})
+    # Similar but not equal: a person decides.
+    fx.user_create("AccountObj", {"name": "北京云麓星辰电子科技股份有限公司"})
+    zoho.user_create("Accounts", {"Account_Name": "北京云麓星辰电器科技股份有限公司"})
+
+    await engine.run_all()
+
+    with engine.rt.store.read() as s:
+        cid_of = {(system, ext): cid for cid, system, ext in s.execute(select(Link.canonical_id, Link.system, Link.external_id))}
+        both = sum(1 for fx_id, zoho_id in pairs if cid_of.get(("fx", fx_id)) == cid_of.get(("zoho", zoho_id)) is not None)
+        reviews = list(s.scalars(select(Review).where(Review.kind == "match", Review.status == "open")))
+    unlinked = [(fx.records("AccountObj")[f]["name"], zoho.records("Accounts")[z]["Account_Name"]) for f, z in pairs
+                if cid_of.get(("fx", f)) != cid_of.get(("zoho", z))]
+    assert both == 200, f"only {both} of the 200 companies were linked to their twin: {unlinked}"
+    # Nothing was duplicated into Zoho for the 200; the waiting ones were not created there either.
+    # 200 + Zenith + 星河博电器 already there; created: the two Fxiaoke Zeniths and 云麓电子 (distinct companies).
+    assert len(zoho.records("Accounts")) == 202 + 3
+    assert {r.system for r in reviews} == {"zoho"}
+    assert len(reviews) == 2
+    waiting = {r.details["values"]["name"] for r in reviews}
+    assert waiting == {"Zenith Robotics", "北京云麓星辰电器科技股份有限公司"}
