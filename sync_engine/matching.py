@@ -126,10 +126,16 @@ def decide(
     specs: Sequence[KeySpec], mine: Mapping[str, str], candidates: Iterable[Candidate], *, system: str
 ) -> MatchDecision:
     scored: list[Scored] = []
+    twins: list[Scored] = []
     for candidate in candidates:
-        if system in candidate.systems:
-            continue  # it already has its own record in this system: not the same one
         value, reason = score(specs, mine, candidate.keys)
+        if system in candidate.systems:
+            # It already has its own record in this system: not the same one — unless they share a
+            # tax id or domain, when this is most likely a duplicate keyed in twice (or created on
+            # both sides at once). A person decides; crmsync does not add a third copy.
+            if value >= 1.0:
+                twins.append(Scored(candidate.canonical_id, value, f"{reason}, but already linked to another {system} record"))
+            continue
         if value >= WEAK:
             scored.append(Scored(candidate.canonical_id, round(value, 3), reason, candidate.label))
     scored.sort(key=lambda s: (-s.score, s.canonical_id))
@@ -140,4 +146,6 @@ def decide(
         return MatchDecision("review", None, scored, f"{len(confident)} records match equally well")
     if scored:
         return MatchDecision("review", None, scored, f"only a weak match: {scored[0].reason}")
+    if twins:
+        return MatchDecision("review", None, twins, f"possible duplicate: {twins[0].reason}")
     return MatchDecision("create", None, [], "no match")

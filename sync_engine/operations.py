@@ -144,6 +144,15 @@ async def resolve_review(
                 target = choice or (candidates[0] if candidates else None)
                 if target not in candidates:
                     raise ValueError(f"{choice!r} is not a candidate of review {review_id}: {candidates}")
+                taken = session.scalar(select(Link.external_id).where(
+                    Link.entity == review.entity, Link.canonical_id == target, Link.system == review.system
+                ))
+                if taken is not None:
+                    raise ValueError(
+                        f"that record is already linked to {review.system} record {taken}: these look like two "
+                        f"copies of one company in {review.system}. Merge them there (the duplicate will then be "
+                        f"reported deleted), or reject this review to keep both."
+                    )
                 cid = target
             else:
                 cid = new_canonical_id()

@@ -52,3 +52,9 @@ def test_candidate_already_linked_in_same_system_is_skipped():
 def test_full_width_and_case_variants_link():
     mine = keys_of(SPECS, {"name": "ＡＣＭＥ Ｒｏｂｏｔｉｃｓ Co Ltd"})
     assert decide(SPECS, mine, [cand("c1", name="Acme Robotics Co., Ltd.")], system="fx").outcome == "link"
+
+
+def test_same_tax_id_as_a_record_already_in_this_system_is_a_possible_duplicate():
+    mine = keys_of(SPECS, {"name": "恒通科技", "tax_id": "91440300MA5FA2XG7U"})
+    decision = decide(SPECS, mine, [cand("c1", systems=("fx",), name="恒通科技有限公司", tax_id="91440300MA5FA2XG7U")], system="fx")
+    assert decision.outcome == "review" and "possible duplicate" in decision.reason
