@@ -84,7 +84,7 @@ def setup_logging(fmt: str = "human", level: str = "info", stream=None) -> None:
     handler._crmsync = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

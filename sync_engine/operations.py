@@ -14,7 +14,7 @@ from .reconcile import _plan_writes
 from .records import audit, field_equality, new_canonical_id
 from .state.models import AuditEvent, DeadLetter, Link, Record, Review
 from .state.models.enums import DeadLetterStatus, LinkStatus, ReviewKind, ReviewStatus
-from .state.models.pipeline import StagedChange
+from .state.models.pipeline import OutboxWrite, StagedChange
 from .state.types import utc_now
 
 
@@ -161,6 +161,12 @@ async def resolve_review(
             object = staged.object if staged else details.get("object", "")
             session.add(Link(entity=review.entity, canonical_id=cid, system=review.system, object=object,
                              external_id=review.external_id, status=LinkStatus.ACTIVE))
+            # The create of that record in this system, held while the question was open, is moot now.
+            for row in session.scalars(select(OutboxWrite).where(
+                OutboxWrite.entity == review.entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == review.system,
+                OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
+            )):
+                row.status = "superseded"
             if staged is not None:
                 staged.status = "pending"
             resolution["canonical_id"] = cid

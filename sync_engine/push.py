@@ -30,7 +30,8 @@ from .context import PlannedWrite, Report, UnitOfWork
 from .links import LinkResolver
 from .runtime import Runtime
 from .state.models import Cursor, Link, Snapshot, SystemState
-from .state.models.enums import DeadLetterStage, LinkStatus, SnapshotAction
+from .state.models import Review
+from .state.models.enums import DeadLetterStage, LinkStatus, ReviewKind, ReviewStatus, SnapshotAction
 from .state.models.pipeline import OutboxWrite
 from .state.types import utc_now
 
@@ -76,7 +77,12 @@ async def _push_chunk(
             query = query.with_for_update(skip_locked=True)
         rows = list(session.scalars(query))
         resolver = LinkResolver(session)
+        waiting = _awaiting_match(session, entity)
         for row in rows:
+            if row.action == "create" and (row.system, row.canonical_id) in waiting:
+                # A person is deciding whether a record already in that system is this one.
+                row.status = "deferred"
+                continue
             mapper = rt.mappings.mapper(entity, row.system)
             try:
                 # The canonical id travels along for systems that key records by it (interface tables).
@@ -133,6 +139,17 @@ async def _push_chunk(
     # Each target system works through its own limits; they do not wait for one another.
     await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
     return rows[-1].id if rows else 0
+
+
+def _awaiting_match(session, entity: str) -> set[tuple[str, str]]:
+    """(system, canonical id) pairs named as candidates by an open match review of that system."""
+    out: set[tuple[str, str]] = set()
+    for review in session.scalars(
+        select(Review).where(Review.kind == ReviewKind.MATCH, Review.status == ReviewStatus.OPEN, Review.entity == entity)
+    ):
+        for candidate in (review.details or {}).get("candidates", []):
+            out.add((review.system, candidate.get("canonical_id")))
+    return out
 
 
 def _call_failed(rt: Runtime, uow: UnitOfWork, report: Report, system: str, row_ids: list[int], exc: ConnectorError) -> None:
