@@ -1,0 +1,220 @@
+"""Webhook acknowledgement and webhook → target-written latency through a running `crmsync serve`.
+
+Fxiaoke (emulated, APL-function pushes) → Zoho (emulated), state on PostgreSQL. For each
+delivery the driver edits one Fxiaoke record "as a user", then posts the signed push at a
+fixed rate; a poller watches the Zoho emulator for the new value. Everything on 127.0.0.1.
+
+    python bench/webhooks.py --rate 500 --seconds 30 --records 2000 --workers 4
+
+Prints a table and a last line of key=value figures: acknowledgement latency p50/p99 (time to
+the 200, which means "stored and enqueued") and webhook → written in Zoho p50/p99.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.emulation.server import free_port, serve_in_thread  # noqa: E402
+from connectors.fxiaoke.emulator import EmulatorConfig, create_app as fxiaoke_app  # noqa: E402
+from connectors.fxiaoke.push_apl import build_push  # noqa: E402
+from connectors.zoho.emulator import (  # noqa: E402
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, create_app as zoho_app,
+)
+
+CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
+SECRET = "bench-apl-secret-0123456789abcdef"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def throwaway_database(server_url: str) -> tuple[str, callable]:
+    admin_url = make_url(server_url).set(drivername="postgresql+psycopg", database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"crmsync_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def config_text(zoho: str, fx: str, port: int, state: str) -> str:
+    fx_config = EmulatorConfig()
+    return textwrap.dedent(f"""
+        state: {{url: "{state}"}}
+        server: {{host: 127.0.0.1, port: {port}, max_body_bytes: 65536}}
+        systems:
+          zoho:
+            type: zoho
+            accounts_url: {zoho}
+            api_domain: {zoho}
+            client_id: "{DEFAULT_CLIENT_ID}"
+            client_secret: {DEFAULT_CLIENT_SECRET}
+            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
+          fx:
+            type: fxiaoke
+            host: {fx}
+            app_id: {fx_config.app_id}
+            app_secret: {fx_config.app_secret}
+            permanent_code: {fx_config.permanent_code}
+            rate_limit_calls: 100000
+            rate_limit_burst: 1000
+            notifications: {{style: apl_function, apl_secret: {SECRET}}}
+        entities:
+          account:
+            model: Account
+            match: {{keys: [name]}}
+            systems:
+              fx: {{object: AccountObj, fields: {{name: name, phone: tel}}}}
+              zoho: {{object: Accounts, fields: {{name: Account_Name, phone: Phone}}}}
+        flows:
+          accounts: {{entity: account, systems: [fx, zoho], webhooks: true}}
+        """)
+
+
+class ZohoWatcher(threading.Thread):
+    """Polls the Zoho emulator and notes when each expected phone value first appears."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                now = time.perf_counter()
+                for record in client.get(f"{self.url}/_admin/records/Accounts").json():
+                    self.seen.setdefault(str(record.get("Phone")), now)
+                self.stop.wait(0.1)
+
+
+async def drive(args, fx_url: str, hook_url: str, ids: list[str]) -> tuple[list[float], dict[str, float]]:
+    acks: list[float] = []
+    sent: dict[str, float] = {}
+    total = int(args.rate * args.seconds)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            record_id = ids[i % len(ids)]
+            value = f"0755-{i:08d}"  # Zoho validates phone fields
+            await client.patch(f"{fx_url}/_admin/records/AccountObj/{record_id}", json={"tel": value})
+            ms = int(time.time() * 1000)
+            headers, body = build_push(SECRET, object_api_name="AccountObj", ids=[record_id], event="update",
+                                       timestamp_ms=ms, event_id=f"bench-{i}")
+            t0 = time.perf_counter()
+            response = await client.post(hook_url, content=body, headers=headers)
+            acks.append(time.perf_counter() - t0)
+            if response.status_code == 200:
+                sent[value] = t0
+
+        tasks = []
+        for i in range(total):
+            due = start + i / args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return acks, sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100, help="deliveries per second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--records", type=int, default=2000, help="Fxiaoke accounts the deliveries cycle through")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--drain-seconds", type=float, default=120, help="how long to wait for the last writes")
+    parser.add_argument("--url", default=os.environ.get("CRMSYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+
+    state_url, drop = throwaway_database(args.url)
+    work = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+    fx_config = EmulatorConfig(rate_limit=1_000_000, rate_period=1.0)
+    with serve_in_thread(zoho_app()) as zoho, serve_in_thread(fxiaoke_app(fx_config)) as fx:
+        with httpx.Client(timeout=60) as admin:
+            ids = []
+            for i in range(args.records):
+                ids.append(str(admin.post(f"{fx.url}/_admin/records/AccountObj",
+                                          json={"name": f"基准测试公司{i:05d}", "tel": "0"}).json()["_id"]))
+        port = free_port()
+        config = work / "bench.yaml"
+        config.write_text(config_text(zoho.url, fx.url, port, state_url), encoding="utf-8")
+        started = time.perf_counter()
+        subprocess.run([*CLI, "sync", str(config)], check=True, capture_output=True, timeout=1800)
+        initial = time.perf_counter() - started
+        server_log = (work / "serve.log").open("w")
+        server = subprocess.Popen([*CLI, "serve", str(config), "--workers", str(args.workers)],
+                                  stdout=server_log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            watcher = ZohoWatcher(zoho.url)
+            watcher.start()
+            acks, sent = asyncio.run(drive(args, fx.url, f"http://127.0.0.1:{port}/webhooks/fx", ids))
+            deadline = time.monotonic() + args.drain_seconds
+            while time.monotonic() < deadline and not set(sent) <= set(watcher.seen):
+                time.sleep(0.5)
+            watcher.stop.set()
+            watcher.join()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    drop()
+    print(f"serve log: {work / 'serve.log'}")
+
+    written = [watcher.seen[v] - t for v, t in sent.items() if v in watcher.seen]
+    # A value overwritten by a later edit of the same record before the poll saw it is not "lost":
+    # the record converged to the later value. Those are reported apart.
+    unseen = len(sent) - len(written)
+    ack_ms = [a * 1000 for a in acks]
+    written_ms = [w * 1000 for w in written]
+    print(f"{'measure':<28}{'p50 ms':>10}{'p99 ms':>10}{'count':>8}")
+    print(f"{'acknowledgement':<28}{percentile(ack_ms, 50):>10.1f}{percentile(ack_ms, 99):>10.1f}{len(ack_ms):>8}")
+    print(f"{'webhook -> written in Zoho':<28}{percentile(written_ms, 50):>10.1f}{percentile(written_ms, 99):>10.1f}{len(written_ms):>8}")
+    print(f"initial sync of {args.records} records: {initial:.1f} s; values overwritten before seen: {unseen}")
+    print(
+        f"rate={args.rate:g} seconds={args.seconds:g} deliveries={len(acks)} workers={args.workers} "
+        f"ack_p50_ms={percentile(ack_ms, 50):.1f} ack_p99_ms={percentile(ack_ms, 99):.1f} "
+        f"written_p50_ms={percentile(written_ms, 50):.0f} written_p99_ms={percentile(written_ms, 99):.0f} "
+        f"written={len(written)} unseen={unseen} mean_ack_ms={statistics.fmean(ack_ms) if ack_ms else 0:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
