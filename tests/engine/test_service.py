@@ -166,3 +166,25 @@ async def test_two_schedulers_enqueue_a_slot_once(service):
     queue.complete(queue.claim("w1")[0], {})
     second = enqueue_flow(queue, "accounts", slot="2026-11-26T10:05:00+00:00")  # the other scheduler, later
     assert first == second and count(runtime, Job) == 1
+
+
+async def test_openapi_describes_every_route(service):
+    runtime, queue, client = service
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for path in ("/webhooks/{system_name}", "/healthz", "/readyz", "/status", "/", "/metrics"):
+        assert path in paths, path
+    assert set(paths["/webhooks/{system_name}"]["post"]["responses"]) >= {"200", "400", "401", "404", "413"}
+
+
+async def test_metrics_count_each_webhook_result(service):
+    runtime, queue, client = service
+    good = body(event_id="m1")
+    await client.post("/webhooks/fx", content=good, headers=MemoryVerifier.sign(good, int(time.time())))
+    await client.post("/webhooks/fx", content=good, headers=MemoryVerifier.sign(good, int(time.time())))
+    forged = MemoryVerifier.sign(good, int(time.time())) | {"x-signature": "0" * 64}
+    await client.post("/webhooks/fx", content=good, headers=forged)
+    await client.post("/webhooks/nope", content=good, headers=MemoryVerifier.sign(good, int(time.time())))
+    text = (await client.get("/metrics", headers={"authorization": "Bearer s3cret-ops-token"})).text
+    for result, system in (("accepted", "fx"), ("duplicate", "fx"), ("rejected", "fx"), ("unknown_system", "unknown")):
+        assert f'crmsync_webhook_deliveries_total{{result="{result}",system="{system}"}} 1.0' in text, result
