@@ -188,3 +188,26 @@ async def test_metrics_count_each_webhook_result(service):
     text = (await client.get("/metrics", headers={"authorization": "Bearer s3cret-ops-token"})).text
     for result, system in (("accepted", "fx"), ("duplicate", "fx"), ("rejected", "fx"), ("unknown_system", "unknown")):
         assert f'crmsync_webhook_deliveries_total{{result="{result}",system="{system}"}} 1.0' in text, result
+
+
+async def test_a_burst_of_webhooks_is_handled_together(service):
+    runtime, queue, client = service
+    fx = MemorySystem.instances["fx"]
+    ids = [fx.user_create("AccountObj", {"name": f"批量公司{i}"}) for i in range(6)]
+    for i, rid in enumerate(ids):
+        payload = body(event_id=f"burst-{i}", ids=[rid])
+        await client.post("/webhooks/fx", content=payload, headers=MemoryVerifier.sign(payload, int(time.time())))
+    worker = Worker(runtime, SyncEngine(runtime), queue, poll_seconds=0.01, webhook_batch=10)
+    task = asyncio.create_task(worker.run())
+    for _ in range(300):
+        if worker.done >= 6:
+            break
+        await asyncio.sleep(0.02)
+    worker.stopping.set()
+    await task
+    assert worker.done == 6
+    assert len(MemorySystem.instances["zoho"].records("Accounts")) == 6
+    with runtime.store.read() as s:
+        assert set(s.scalars(select(InboxEntry.status))) == {"processed"}
+        results = [job.result for job in s.scalars(select(Job))]
+    assert all(r == {"batched_with": 6} for r in results), results
