@@ -249,7 +249,8 @@ class Mapper:
         names: dict[str, None] = {}
         for rule in self._read_rules:
             if rule.path:
-                names[rule.parts[0]] = None
+                # Flat-key systems (Kingdee) query dotted keys as they are: FCustId.FNumber, not FCustId.
+                names[rule.path if self.flat_keys and rule.items is None else rule.parts[0]] = None
             if rule.read_transform is not None:
                 for name in rule.read_transform.record_fields:
                     names[name] = None

@@ -19,7 +19,7 @@ from config.schema import CrmsyncConfig
 from config.secrets import iter_secrets
 from connectors import registry
 
-from . import cli_engine, cli_service
+from . import cli_demo, cli_engine, cli_service
 from .logs import register_secret, setup_logging
 from .state.errors import StateStoreError
 
@@ -115,6 +115,7 @@ _register_emulators()
 _register_optional_apps()
 cli_engine.register(app)
 cli_service.register(app)
+cli_demo.register(app)
 
 
 def main() -> None:
@@ -140,7 +141,9 @@ def main() -> None:
     except Exception as exc:  # click usage errors come through here in non-standalone mode
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # Typer may bring its own copy of click: recognise its usage errors (bad option values) too.
+        vendored = type(exc).__module__.startswith("typer.") and callable(getattr(exc, "show", None))
+        if isinstance(exc, click.exceptions.ClickException) or vendored:
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise

@@ -115,10 +115,14 @@ def merge(
             previous = snap.values.get(name, _MISSING) if snap is not None else _MISSING
             if previous is _MISSING:
                 # First sight of this field in this system: a change only where it disagrees with the base.
+                # A blank seen for the first time is no change: "no value here yet" must never erase the
+                # value another system has (twins linked on the first sync, a system added later).
                 if name not in base or equal(name, new, base_value):
-                    if name not in base:
+                    if name not in base and not equal(name, new, None):
                         changes[obs.system] = new
                         times[obs.system] = obs.modified_at
+                    continue
+                if equal(name, new, None):
                     continue
                 changes[obs.system] = new
                 times[obs.system] = obs.modified_at
@@ -126,6 +130,8 @@ def merge(
                 for holder, holder_snap in snapshots.items():
                     if holder in observed and holder != obs.system:
                         continue
+                    if equal(name, base_value, None):
+                        continue  # nobody set a value: there is nothing to defend
                     if holder != obs.system and equal(name, holder_snap.values.get(name, _MISSING), base_value):
                         changes.setdefault(holder, base_value)
                         times.setdefault(holder, holder_snap.modified_at)

@@ -29,7 +29,7 @@ from . import records as rec
 from .context import PlannedWrite, Report, UnitOfWork
 from .links import LinkResolver
 from .runtime import Runtime
-from .state.models import Cursor, Link, Snapshot, SystemState
+from .state.models import Cursor, Link, Record, Snapshot, SystemState
 from .state.models import Review
 from .state.models.enums import DeadLetterStage, LinkStatus, ReviewKind, ReviewStatus, SnapshotAction
 from .state.models.pipeline import OutboxWrite
@@ -58,6 +58,16 @@ async def push_pending(
         pass
 
 
+def _create_context(session, entity: str, cids: list[str]) -> dict[str, dict[str, Any]]:
+    """Canonical values of the records about to be created somewhere (one query per chunk)."""
+    if not cids:
+        return {}
+    return {
+        r.canonical_id: dict(r.values or {})
+        for r in session.scalars(select(Record).where(Record.entity == entity, Record.canonical_id.in_(cids)))
+    }
+
+
 async def _push_chunk(
     rt: Runtime, uow: UnitOfWork, report: Report, entity: str, *, run_id: int | None, dry_run: bool,
     ids: list[int] | None, after: int,
@@ -78,6 +88,7 @@ async def _push_chunk(
         rows = list(session.scalars(query))
         resolver = LinkResolver(session)
         waiting = _awaiting_match(session, entity)
+        context = _create_context(session, entity, [r.canonical_id for r in rows if r.action == "create"])
         for row in rows:
             if row.action == "create" and (row.system, row.canonical_id) in waiting:
                 # A person is deciding whether a record already in that system is this one.
@@ -91,7 +102,10 @@ async def _push_chunk(
                 if row.action == "delete":
                     data: dict[str, Any] = mapper.to_system(values, resolver, fields=[CANONICAL_ID_FIELD]) if keyed_by_id else {}
                 elif row.action == "create":
-                    data = mapper.to_system(values, resolver)
+                    # Write transforms may read fields this system does not store, e.g. Zoho's
+                    # Last_Name from the one-field name of a Chinese contact: coalesce(value, record.name).
+                    extra = {f: v for f, v in context.get(row.canonical_id, {}).items() if f not in mapper.write_fields}
+                    data = mapper.to_system({**extra, **values}, resolver)
                 else:
                     data = mapper.to_system(values, resolver, fields=[*row.values, *([CANONICAL_ID_FIELD] if keyed_by_id else [])])
             except UnresolvedReference as exc:

@@ -105,6 +105,9 @@ def _reference(form_id: str, label: str, pk: str, *extra: FieldSpec) -> FormSpec
 
 
 DEALER_LEVELS = {"1": "白金", "2": "金牌", "3": "银牌", "4": "注册"}
+#: 行业 of the implementer's customer extension (F_PAEZ_Industry), a combo like the tenant's own.
+INDUSTRY_CODES = {"TECH": "信息技术", "MFG": "制造业", "RTL": "批发零售", "MED": "医疗健康", "LOG": "交通物流",
+                  "NRG": "能源"}
 
 FORMS: dict[str, FormSpec] = {
     "ORG_Organizations": _reference("ORG_Organizations", "组织机构", "FOrgID"),
@@ -113,6 +116,8 @@ FORMS: dict[str, FormSpec] = {
     "BD_CustomerGroup": _reference("BD_CustomerGroup", "客户分组", "FID"),
     "BOS_ASSISTANTDATA_DETAIL": _reference("BOS_ASSISTANTDATA_DETAIL", "辅助资料", "FEntryID"),
     "BD_BillType": _reference("BD_BillType", "单据类型", "FBILLTYPEID"),
+    # 销售员 (业务员): what BD_Customer.FSELLER and SAL_SaleOrder.FSalerId point at.
+    "BD_Saleman": _reference("BD_Saleman", "销售员", "FID", FieldSpec("FEmail", "电子邮箱", max_len=100)),
     "BD_MATERIAL": _reference(
         "BD_MATERIAL", "物料", "FMATERIALID",
         FieldSpec("FSpecification", "规格型号", MLTEXT),
@@ -136,7 +141,10 @@ FORMS: dict[str, FormSpec] = {
             FieldSpec("FCustTypeId", "客户类别", REF, ref="BOS_ASSISTANTDATA_DETAIL"),
             FieldSpec("FTRADINGCURRID", "结算币别", REF, ref="BD_Currency", default="PRE001"),
             FieldSpec("FDescription", "描述", MLTEXT, max_len=255),
+            FieldSpec("FSELLER", "销售员", REF, ref="BD_Saleman"),
             FieldSpec("F_PAEZ_CreditLimit", "信用额度", DECIMAL),
+            FieldSpec("F_PAEZ_Industry", "行业", COMBO, options=INDUSTRY_CODES),
+            FieldSpec("F_PAEZ_Dealer", "所属经销商", REF, ref="PAEZ_BD_Dealer"),
             FieldSpec("F_PAEZ_CrmId", "CRM 客户 ID", max_len=100),
             *_SYSTEM, _FORBID,
         ),
@@ -151,6 +159,9 @@ FORMS: dict[str, FormSpec] = {
             FieldSpec("F_PAEZ_Region", "所属大区", max_len=50),
             FieldSpec("F_PAEZ_Contact", "联系人", max_len=50),
             FieldSpec("F_PAEZ_Phone", "联系电话", max_len=50),
+            FieldSpec("F_PAEZ_Email", "电子邮箱", max_len=100),
+            FieldSpec("F_PAEZ_TaxNo", "统一社会信用代码", max_len=18),
+            FieldSpec("F_PAEZ_Manager", "渠道经理", REF, ref="BD_Saleman"),
             FieldSpec("F_PAEZ_CustId", "对应客户", REF, ref="BD_Customer"),
             FieldSpec("F_PAEZ_CrmId", "CRM 伙伴 ID", max_len=100),
             FieldSpec("FDescription", "备注", MLTEXT, max_len=255),
@@ -166,8 +177,10 @@ FORMS: dict[str, FormSpec] = {
             FieldSpec("FDate", "日期", DATE, required=True),
             FieldSpec("FSaleOrgId", "销售组织", REF, required=True, ref="ORG_Organizations"),
             FieldSpec("FCustId", "客户", REF, required=True, ref="BD_Customer"),
+            FieldSpec("FSalerId", "销售员", REF, ref="BD_Saleman"),
             FieldSpec("FNote", "备注", max_len=500),
             FieldSpec("F_PAEZ_CrmDealId", "CRM 商机 ID", max_len=100),
+            FieldSpec("F_PAEZ_Dealer", "经销商", REF, ref="PAEZ_BD_Dealer"),
             FieldSpec("FSettleCurrId", "结算币别", REF, ref="BD_Currency", default="PRE001", sub="FSaleOrderFinance"),
             FieldSpec("FIsIncludedTax", "是否含税", BOOL, default=True, sub="FSaleOrderFinance"),
             FieldSpec("FExchangeRate", "汇率", DECIMAL, default=1, sub="FSaleOrderFinance"),
@@ -209,6 +222,11 @@ REFERENCE_DATA: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "BOS_ASSISTANTDATA_DETAIL": [("KHLB001_SYS", "普通销售客户", {}), ("KHLB002_SYS", "寄售客户", {}),
                                  ("KHLB003_SYS", "内部结算客户", {})],
     "BD_BillType": [("XSDD01_SYS", "标准销售订单", {}), ("XSDD02_SYS", "寄售销售订单", {})],
+    "BD_Saleman": [("0000", "销售运营", {"FEmail": "sales.ops@example.cn"}),
+                   ("0001", "李伟", {"FEmail": "li.wei@example.cn"}),
+                   ("0002", "王芳", {"FEmail": "wang.fang@example.cn"}),
+                   ("0003", "陈艾玛", {"FEmail": "emma.chen@example.com"}),
+                   ("0004", "刘洋", {"FEmail": "liu.yang@example.cn"})],
     "BD_MATERIAL": [
         ("1.01.001", "服务器 R740", {"FSpecification": "2U 双路", "FBaseUnitId": "tai", "F_PAEZ_ListPrice": 68000}),
         ("1.01.002", "交换机 S5130", {"FSpecification": "48 口千兆", "FBaseUnitId": "tai", "F_PAEZ_ListPrice": 9800}),

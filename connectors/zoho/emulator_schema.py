@@ -18,7 +18,7 @@ JSON_TYPES = {
     "picklist": "string", "date": "string", "datetime": "string", "autonumber": "string", "bigint": "string",
     "integer": "integer", "double": "double", "currency": "double", "percent": "double", "boolean": "boolean",
     "multiselectpicklist": "jsonarray", "lookup": "jsonobject", "ownerlookup": "jsonobject",
-    "userlookup": "jsonobject", "profileimage": "string", "tag": "jsonarray",
+    "userlookup": "jsonobject", "profileimage": "string", "tag": "jsonarray", "subform": "jsonarray",
 }
 DEFAULT_LENGTH = {"text": 255, "textarea": 32000, "email": 100, "phone": 30, "website": 255, "picklist": 120,
                   "integer": 9, "bigint": 18, "double": 16, "currency": 16, "percent": 5, "date": 20, "datetime": 120,
@@ -139,6 +139,10 @@ LEAD_SOURCES = ["Advertisement", "Cold Call", "Employee Referral", "External Ref
                 "Public Relations", "Sales Email Alias", "Seminar Partner", "Internal Seminar", "Trade Show",
                 "Web Download", "Web Research", "Chat", "WeChat"]
 PARTNER_TIERS = ["Platinum", "Gold", "Silver", "Registered"]
+#: Keys of one line of an inventory module's line-item subform (Ordered_Items of Sales_Orders), as the
+#: API returns them; Product_Name is a lookup {name, id} of Products.
+LINE_ITEM_FIELDS = ("id", "Product_Name", "Quantity", "List_Price", "Discount", "Total", "Total_After_Discount",
+                    "Net_Total", "Tax", "Line_Tax", "Description", "Sequence_Number")
 
 
 def _address(prefix: str, zip_name: str = "Code") -> list[FieldDef]:
@@ -236,7 +240,42 @@ def build_modules() -> dict[str, ModuleDef]:
         _f("Annual_Target", "currency", decimal_place=2, custom=True),
         _f("Fxiaoke_ID", "text", length=64, custom=True), _f("ERP_Code", "text", length=50, custom=True),
     ])
-    modules = {m.api_name: m for m in (accounts, contacts, deals, vendors, partners)}
+    products = ModuleDef("Products", "Products", "Product", "Products", "Product_Name", duplicate_check=["Product_Name"], fields=[
+        *_system(),
+        _f("Product_Name", "text", length=200, mandatory=True, unique=True),
+        _f("Product_Code", "text", length=40), _f("Product_Active", "boolean"),
+        _f("Product_Category", "picklist", picklist=["Hardware", "Software", "Services", "Spare Parts"]),
+        _f("Manufacturer", "picklist", picklist=["AltvetPet Inc.", "LexPro Inc.", "MetBeat Corp."]),
+        _f("Vendor_Name", "lookup", lookup="Vendors"), _f("Unit_Price", "currency", decimal_place=2),
+        _f("Usage_Unit", "picklist", picklist=["Box", "Carton", "Dozen", "Each", "Hours", "Lb", "M", "Pack", "Pages",
+                                               "Pieces", "Quantity", "Reams", "Sheet", "Spiral Binder", "Sq Ft"]),
+        _f("Qty_in_Stock", "double", decimal_place=2), _f("Description", "textarea"),
+        _f("ERP_Material_No", "text", "物料编码", length=50, custom=True),
+    ])
+    # Inventory module: line items live in the Ordered_Items subform; Zoho computes the totals.
+    sales_orders = ModuleDef("Sales_Orders", "SalesOrders", "Sales Order", "Sales Orders", "Subject", fields=[
+        *_system(),
+        _f("Subject", "text", length=250, mandatory=True), _f("SO_Number", "autonumber", "SO Number", read_only=True),
+        _f("Account_Name", "lookup", lookup="Accounts"), _f("Deal_Name", "lookup", lookup="Deals"),
+        _f("Contact_Name", "lookup", lookup="Contacts"), _f("Purchase_Order", "text", length=100),
+        _f("Customer_No", "text", length=100), _f("Due_Date", "date"),
+        _f("Status", "picklist", picklist=["Created", "Approved", "Delivered", "Cancelled"]),
+        _f("Carrier", "picklist", picklist=["FedEX", "UPS", "USPS", "DHL", "BlueDart", "顺丰速运"]),
+        _f("Sales_Commission", "currency", decimal_place=2), _f("Excise_Duty", "currency", decimal_place=2),
+        _f("Currency", "picklist", picklist=["CNY", "USD", "HKD", "EUR"]),
+        _f("Exchange_Rate", "double", decimal_place=9),
+        _f("Ordered_Items", "subform", "Ordered Items"),
+        _f("Sub_Total", "currency", read_only=True, decimal_place=2), _f("Discount", "currency", decimal_place=2),
+        _f("Tax", "currency", read_only=True, decimal_place=2), _f("Adjustment", "currency", decimal_place=2),
+        _f("Grand_Total", "currency", read_only=True, decimal_place=2),
+        *_address("Billing"), *_address("Shipping"),
+        _f("Terms_and_Conditions", "textarea"), _f("Description", "textarea"),
+        # Custom fields of a channel-sales company: the booking date and dealer from the ERP order.
+        _f("Order_Date", "date", "下单日期", custom=True),
+        _f("Partner", "lookup", "Channel Partner", lookup="Partners", custom=True),
+        _f("ERP_Order_No", "text", "ERP 单据编号", length=50, custom=True),
+    ])
+    modules = {m.api_name: m for m in (accounts, contacts, deals, vendors, partners, products, sales_orders)}
     for mi, module in enumerate(modules.values()):
         module.id = f"{ORG_PREFIX}{2175 + mi * 2:012d}"
         for fi, f in enumerate(module.fields):
