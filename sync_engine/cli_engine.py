@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.errors import ConnectorError
@@ -162,7 +163,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for event in events:
             table.add_row(event.at.strftime("%Y-%m-%d %H:%M:%S"), event.kind, event.system or "", str(event.origin or ""),
-                          json.dumps(event.details, ensure_ascii=False, default=str)[:160])
+                          escape(json.dumps(event.details, ensure_ascii=False, default=str)[:160]))
         out.print(table)
 
     @app.command()
@@ -215,7 +216,7 @@ def dlq_list(
         table.add_column(col)
     for d in letters:
         table.add_row(str(d.id), d.created_at.strftime("%m-%d %H:%M"), d.flow or "", d.system or "",
-                      d.external_id or d.canonical_id or "", str(d.stage), d.code or "", (d.message or "")[:80])
+                      d.external_id or d.canonical_id or "", str(d.stage), escape(d.code or ""), escape((d.message or "")[:80]))
     out.print(table)
 
 
@@ -282,7 +283,7 @@ def review_list(
             question = f"{d.get('field')}: base {d.get('base')!r}; " + ", ".join(f"{s}={v!r}" for s, v in d.get("values", {}).items())
         else:
             question = f"deleted in {r.system}: delete everywhere?"
-        table.add_row(str(r.id), str(r.kind), r.entity, r.external_id or (r.canonical_id or "")[:12], question)
+        table.add_row(str(r.id), str(r.kind), r.entity, r.external_id or (r.canonical_id or "")[:12], escape(question))
     out.print(table)
 
 

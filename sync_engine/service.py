@@ -27,7 +27,7 @@ from .operations import replay_dead_letters
 from .records import dead_letter
 from .runtime import Runtime
 from .state.inbox import accept_delivery, mark_processed
-from .state.models import Channel
+from .state.models import Channel, Link
 from .state.models.enums import DeadLetterStage, InboxStatus
 from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
 
@@ -56,8 +56,17 @@ class WebhookIntake:
     def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
         hints = [asdict(h) | {"occurred_at": h.occurred_at.isoformat() if h.occurred_at else None} for h in delivery.hints]
         single = [(h.object, i) for h in delivery.hints for i in h.ids]
-        lock_key = f"{system_name}:{single[0][0]}:{single[0][1]}" if len(single) == 1 else None
+        lock_key = None
         with self.rt.store.write() as session:
+            if len(single) == 1:
+                # One key per canonical record, so the same company's deliveries from two systems
+                # run one after the other, never at once.
+                known = session.execute(
+                    select(Link.entity, Link.canonical_id).where(
+                        Link.system == system_name, Link.object == single[0][0], Link.external_id == str(single[0][1])
+                    )
+                ).first()
+                lock_key = f"record:{known[0]}:{known[1]}" if known else f"{system_name}:{single[0][0]}:{single[0][1]}"
             accepted = accept_delivery(
                 session, self.queue, system=system_name, dedupe_key=delivery.dedupe_key[:255], headers=headers,
                 body=body.decode("utf-8", "replace"), job_kind="webhook",
