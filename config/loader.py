@@ -20,7 +20,7 @@ from . import checks
 from .errors import ConfigError, ConfigIssue, LocatedIssue, Path
 from .schema import CrmsyncConfig, SystemConfig
 from .suggest import did_you_mean, unknown
-from .yaml_source import Interpolator, Position, SourceMap, load_yaml
+from .yaml_source import Interpolator, Position, load_yaml
 
 
 def load_config(path: str | FsPath, *, environ: dict[str, str] | None = None) -> CrmsyncConfig:

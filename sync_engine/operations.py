@@ -2,10 +2,9 @@
 a record's history. Used by the CLI and the ops routes alike."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from .context import Report, UnitOfWork
 from .engine import SyncEngine

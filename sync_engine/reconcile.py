@@ -24,7 +24,7 @@ from . import records as rec
 from .context import Report
 from .links import LinkResolver
 from .matching import KeySpec, decide, default_keys, keys_of
-from .merge import Observation, Snapshot as MergeSnapshot, merge, policy_name
+from .merge import Observation, Snapshot as MergeSnapshot, merge
 from .runtime import Runtime
 from .state.models import Conflict, Link, Record, Review, Snapshot
 from .state.models.enums import DeadLetterStage, LinkStatus, ReviewKind, ReviewStatus, SnapshotAction
@@ -423,6 +423,3 @@ def _apply_delete(
                         object=rt.mappings.mapper(entity, target).object, action="delete",
                         external_id=other.external_id, values={}, flow=flow_name, origin=change.origin, run_id=run_id)
 
-
-def policy_label(policy) -> str:  # re-exported for the CLI
-    return policy_name(policy)
