@@ -225,9 +225,9 @@ class Worker:
             self.queue.release(job)
 
     def _fail(self, job: ClaimedJob, exc: Exception) -> None:
-        retryable = not isinstance(exc, (KeyError, ValueError, TypeError)) or isinstance(exc, ConnectorError)
-        if isinstance(exc, ConnectorError):
-            retryable = exc.retryable or True  # an outage or a refused token may pass; the max bounds it
+        # A system's failure (outage, throttling, even a refused token being rotated) may pass, so it is
+        # retried up to the job's maximum; a programming or data error would only fail the same way again.
+        retryable = isinstance(exc, ConnectorError) or not isinstance(exc, (KeyError, ValueError, TypeError))
         message = f"{type(exc).__name__}: {exc}"
         log.warning("job %s (%s) failed: %s", job.id, job.kind, message)
         try:
