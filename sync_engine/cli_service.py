@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -50,15 +51,43 @@ async def run_workers(engine: SyncEngine, queue: JobQueue, count: int, stopping:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
+async def supervise_workers(config_path: Path, workers: int, stopping: asyncio.Event) -> None:
+    """Run the workers in one child process (``crmsync worker``) and keep it running.
+
+    The HTTP thread of ``serve`` then never competes with sync work for this process's
+    interpreter, so webhooks are acknowledged in milliseconds however busy the workers are.
+    One child keeps SQLite's single-worker-process rule; PostgreSQL may add more hosts.
+    """
+    command = [sys.executable, "-c", "from sync_engine.cli import main; main()", "worker", str(config_path),
+               "--workers", str(workers)]
+    while not stopping.is_set():
+        child = await asyncio.create_subprocess_exec(*command)
+        waiter = asyncio.create_task(child.wait())
+        stopper = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            if child.returncode is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(waiter, timeout=GRACE_SECONDS + 5)
+                except asyncio.TimeoutError:
+                    child.kill()
+                    await waiter
+            return
+        stopper.cancel()
+        log.error("the worker process exited with %s; starting it again", child.returncode)
+        await asyncio.sleep(1.0)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         config_path: Path = ConfigArg,
-        workers: int = typer.Option(2, "--workers", min=0, max=64, help="Async workers in this process."),
+        workers: int = typer.Option(2, "--workers", min=0, max=64, help="Async workers (in one child process)."),
         host: Optional[str] = typer.Option(None, help="Override server.host."),
         port: Optional[int] = typer.Option(None, help="Override server.port."),
     ) -> None:
-        """Webhook receivers, ops routes, the scheduler and N workers in one process."""
+        """Webhook receivers, ops routes and the scheduler, with N workers in a supervised child process."""
 
         async def go() -> None:
             from connectors.emulation.server import ThreadedServer
@@ -80,7 +109,10 @@ def register(app: typer.Typer) -> None:
                 stopping = asyncio.Event()
                 install_stop_handlers(stopping.set)
                 try:
-                    await run_workers(engine, queue, workers, stopping, name="serve") if workers else await stopping.wait()
+                    if workers:
+                        await supervise_workers(config_path, workers, stopping)
+                    else:
+                        await stopping.wait()
                 finally:
                     scheduler.shutdown()
                     server.stop()
