@@ -154,11 +154,14 @@ async def drive(args, fx_url: str, hook_url: str, ids: list[str]) -> tuple[list[
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         start = time.perf_counter()
 
+        in_flight = asyncio.Semaphore(args.max_in_flight)
+
         async def one(i: int) -> None:
-            try:
-                await deliver(i)
-            except httpx.HTTPError:
-                failures.append(i)
+            async with in_flight:  # past this many unanswered deliveries the driver itself would be the bottleneck
+                try:
+                    await deliver(i)
+                except httpx.HTTPError:
+                    failures.append(i)
 
         async def deliver(i: int) -> None:
             record_id = ids[i % len(ids)]
@@ -181,6 +184,8 @@ async def drive(args, fx_url: str, hook_url: str, ids: list[str]) -> tuple[list[
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    print(f"achieved rate: {total / elapsed:.0f} deliveries/s over {elapsed:.1f} s")
     if failures:
         print(f"{len(failures)} deliveries failed at the transport level (driver or emulator overloaded)")
     return acks, sent
@@ -192,6 +197,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--records", type=int, default=2000, help="Fxiaoke accounts the deliveries cycle through")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--max-in-flight", type=int, default=100, help="unanswered deliveries at most")
     parser.add_argument("--drain-seconds", type=float, default=120, help="how long to wait for the last writes")
     parser.add_argument("--url", default=os.environ.get("CRMSYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
