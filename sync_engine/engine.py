@@ -9,9 +9,10 @@ anywhere resumes without losing or repeating a record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select, update
 
@@ -48,10 +49,7 @@ class SyncEngine:
 
     async def run_flow(self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None) -> Report:
         kind = RunKind.FULL if full else RunKind.INCREMENTAL
-        report = Report(flow=flow_name, kind=kind.value, dry_run=dry_run)
-        uow = UnitOfWork(self.rt.store, dry_run=dry_run)
-        try:
-            report.run_id = self._start_run(uow, flow_name, kind, job_id)
+        with self._recorded_run(flow_name, kind, job_id, dry_run=dry_run) as (uow, report):
             entity = self.rt.flow(flow_name).entity
             if not dry_run:
                 await recover_in_doubt(self.rt, uow, report, entity, older_than=self.rt.config.sync.lease * 2)
@@ -77,15 +75,7 @@ class SyncEngine:
                 mapper_objects = {s: self.rt.mappings.mapper(self.rt.flow(flow_name).entity, s).object for s in pulled}
                 for system in pulled:
                     commit_cursor(session, system, mapper_objects[system], flow_name)
-            self._finish_run(uow, report)
-            return report
-        except BaseException as exc:
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            self._finish_run(uow, report, failed=True)
-            raise
-        finally:
-            uow.close()
-            self.rt.metrics.runs.labels(flow_name, kind.value, "failed" if report.errors else "ok").inc()
+        return report
 
     # -- webhook-triggered ------------------------------------------------
     async def sync_hints(self, system: str, hints: Sequence[ChangeHint], *, origin: str = "event", job_id: int | None = None) -> list[Report]:
@@ -102,10 +92,7 @@ class SyncEngine:
 
     async def _sync_ids(self, flow_name: str, system: str, ids: list[str], *, origin: str, job_id: int | None) -> Report:
         kind = RunKind.WEBHOOK if origin == "event" else RunKind.REPLAY if origin == "replay" else RunKind.RECONCILE
-        report = Report(flow=flow_name, kind=kind.value)
-        uow = UnitOfWork(self.rt.store)
-        try:
-            report.run_id = self._start_run(uow, flow_name, kind, job_id)
+        with self._recorded_run(flow_name, kind, job_id) as (uow, report):
             entity = self.rt.flow(flow_name).entity
             mapper = self.rt.mappings.mapper(entity, system)
             records = await self.rt.connector(system).fetch(mapper.object, ids, mapper.system_fields())
@@ -118,14 +105,7 @@ class SyncEngine:
             report.count(system, "skipped", skipped)
             await self._read_counterparts(uow, report, flow_name, system, [r.external_id for r in records], origin)
             await self._reconcile_all(uow, report, flow_name, dry_run=False)
-            self._finish_run(uow, report)
-            return report
-        except BaseException as exc:
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            self._finish_run(uow, report, failed=True)
-            raise
-        finally:
-            uow.close()
+        return report
 
     async def _read_counterparts(
         self, uow: UnitOfWork, report: Report, flow_name: str, system: str, ids: list[str], origin: str
@@ -308,6 +288,25 @@ class SyncEngine:
             await self._reconcile_all(uow, report, flows[0], dry_run=dry_run, depth=depth + 1)
 
     # -- bookkeeping -------------------------------------------------------
+    @contextlib.contextmanager
+    def _recorded_run(
+        self, flow_name: str, kind: RunKind, job_id: int | None, *, dry_run: bool = False
+    ) -> Iterator[tuple[UnitOfWork, Report]]:
+        """A run row opened before the work and closed after it, failed or not."""
+        report = Report(flow=flow_name, kind=kind.value, dry_run=dry_run)
+        uow = UnitOfWork(self.rt.store, dry_run=dry_run)
+        try:
+            report.run_id = self._start_run(uow, flow_name, kind, job_id)
+            yield uow, report
+            self._finish_run(uow, report)
+        except BaseException as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            self._finish_run(uow, report, failed=True)
+            raise
+        finally:
+            uow.close()
+            self.rt.metrics.runs.labels(flow_name, kind.value, "failed" if report.errors else "ok").inc()
+
     def _start_run(self, uow: UnitOfWork, flow_name: str, kind: RunKind, job_id: int | None) -> int:
         with uow.tx() as session:
             run = Run(flow=flow_name, kind=RunKind.DRY_RUN if uow.dry_run else kind,
