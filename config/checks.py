@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import ConfigIssue
 from .mapping_schema import check_entities
-from .schema import CrmsyncConfig, SourceOfTruth
+from .schema import CrmsyncConfig, SourceOfTruth, TriggerConfig
 from .suggest import unknown
 
 
@@ -71,8 +71,66 @@ def check_config(config: CrmsyncConfig, base_dir=None) -> list[ConfigIssue]:
             if policy.field and fields is not None and policy.field not in fields:
                 issues.append(ConfigIssue(("deletes", entity, "field"), unknown(f"field of {entity}", policy.field, fields)))
 
+    for name, trigger in config.triggers.items():
+        issues.extend(_check_trigger(config, name, trigger))
+
     issues.extend(check_entities(config, base_dir=base_dir))
     return issues
+
+
+def _check_trigger(config: CrmsyncConfig, name: str, trigger: TriggerConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    base = ("triggers", name)
+    entities = set(config.entities)
+    source, target = trigger.when.entity, trigger.create.entity
+    for path, entity in (((*base, "when", "entity"), source), ((*base, "create", "entity"), target)):
+        if entity not in entities:
+            issues.append(ConfigIssue(path, unknown("entity", entity, entities)))
+    if target in entities:
+        mapped = set(getattr(config.entities[target], "systems", {}) or {})
+        if trigger.create.in_ not in mapped:
+            issues.append(ConfigIssue((*base, "create", "in"), unknown(f"system mapped for {target!r}", trigger.create.in_, mapped)))
+    source_fields = _canonical_fields(config, source)
+    target_fields = _canonical_fields(config, target)
+    if source_fields is not None:
+        for field in trigger.when.match:
+            if field not in source_fields:
+                issues.append(ConfigIssue((*base, "when", "match", field), unknown(f"field of {source}", field, source_fields)))
+        for field in trigger.write_back:
+            if field not in source_fields:
+                issues.append(ConfigIssue((*base, "write_back", field), unknown(f"field of {source}", field, source_fields)))
+    if target_fields is not None:
+        for field, spec in trigger.create.values.items():
+            if field not in target_fields:
+                issues.append(ConfigIssue((*base, "create", "values", field), unknown(f"field of {target}", field, target_fields)))
+            issues.extend(_check_builder((*base, "create", "values", field), spec))
+        for field, from_field in trigger.write_back.items():
+            if from_field not in target_fields:
+                issues.append(ConfigIssue((*base, "write_back", field), unknown(f"field of {target}", from_field, target_fields)))
+    return issues
+
+
+def _check_builder(path: tuple, spec) -> list[ConfigIssue]:
+    """Expressions must parse now, not when the first deal is won."""
+    from mapping.transforms import TransformSyntaxError, compile_transform
+
+    if isinstance(spec, str):
+        try:
+            compile_transform(spec)
+        except TransformSyntaxError as exc:
+            return [ConfigIssue(path, f"bad expression: {exc.describe()}")]
+    elif isinstance(spec, list):
+        issues = []
+        for i, item in enumerate(spec):
+            if not isinstance(item, dict):
+                issues.append(ConfigIssue((*path, i), "a list item is a mapping of field: expression"))
+                continue
+            for field, item_spec in item.items():
+                issues.extend(_check_builder((*path, i, field), item_spec))
+        return issues
+    elif isinstance(spec, dict) and set(spec) != {"value"}:
+        return [ConfigIssue(path, "give an expression (text), a constant, {value: X}, or a list of line mappings")]
+    return []
 
 
 def _canonical_fields(config: CrmsyncConfig, entity: str) -> set[str] | None:

@@ -1,7 +1,7 @@
 """The configuration file's schema (pydantic v2).
 
 Sections: ``state``, ``server``, ``logging``, ``sync``, ``systems``,
-``value_maps``, ``entities``, ``flows``, ``conflicts``, ``deletes``. System
+``value_maps``, ``entities``, ``flows``, ``conflicts``, ``deletes``, ``triggers``. System
 settings belong to each connector plugin (``connectors/<type>/``); this module
 only knows that a system has a ``type``. Mapping sections live in
 :mod:`config.mapping_schema`.
@@ -192,6 +192,39 @@ class DeletePolicy(Strict):
         return self
 
 
+class TriggerWhen(Strict):
+    entity: str = Field(description="Canonical entity whose records are watched, e.g. deal.")
+    match: dict[str, Any] = Field(
+        min_length=1,
+        description="Canonical field → value (or list of values, any of which matches) that every field must "
+        "hold for the trigger to fire, e.g. {stage: won}.",
+    )
+
+
+class TriggerCreate(Strict):
+    entity: str = Field(description="Canonical entity of the record created, e.g. sales_order.")
+    in_: str = Field(alias="in", description="System the record is created in (a system mapped for that entity).")
+    values: dict[str, Any] = Field(
+        min_length=1,
+        description="The new record's canonical fields. Text is an expression (the transform language) over "
+        "`record`, the watched record's canonical values plus `id`, and `value`, the moment the trigger fires "
+        "(UTC); a number or true/false, or {value: X}, is a constant; a list of mappings builds a list of "
+        "records (order lines) field by field the same way.",
+    )
+
+
+class TriggerConfig(Strict):
+    description: str | None = Field(None, description="What the trigger is for, shown in `crmsync history`.")
+    when: TriggerWhen = Field(description="Which records fire it.")
+    create: TriggerCreate = Field(description="The record it creates, once per watched record.")
+    write_back: dict[str, str] = Field(
+        default_factory=dict,
+        description="Watched record's field ← created record's field, copied each time the created record changes "
+        "(e.g. the ERP order's number, status and total onto the deal) and written to the watched record's systems.",
+    )
+    enabled: bool = Field(True, description="A disabled trigger is validated but never fires.")
+
+
 class CrmsyncConfig(Strict):
     """The whole configuration file."""
 
@@ -206,6 +239,10 @@ class CrmsyncConfig(Strict):
     conflicts: dict[str, EntityConflicts] = Field(default_factory=dict, description="Conflict policies per entity.")
     deletes: dict[str, DeletePolicy | Literal["ignore", "propagate", "approve"]] = Field(
         default_factory=dict, description="Delete policy per entity."
+    )
+    triggers: dict[str, TriggerConfig] = Field(
+        default_factory=dict,
+        description="Records created when another reaches a state, e.g. a won deal becomes an ERP sales order.",
     )
 
     def delete_policy(self, entity: str) -> DeletePolicy:

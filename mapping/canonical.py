@@ -157,6 +157,9 @@ class Deal(CanonicalRecord):
     owner: str | None = user("Deal owner (user key).")
     registered_at: AwareDatetime | None = _field("When the partner registered the deal (deal registration), UTC.", "datetime")
     description: str | None = text("Free-text description.")
+    order_number: str | None = text("Number of the ERP sales order the won deal became (written back by crmsync).", "code", "erp")
+    order_status: str | None = text("Status of that order: draft, submitted, approved, closed, cancelled.", "code", "erp")
+    order_total: Decimal | None = money("Total of that order including tax, as the ERP computed it.", "erp")
 
     @field_validator("probability")
     @classmethod

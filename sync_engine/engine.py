@@ -21,6 +21,7 @@ from connectors.errors import AuthError, ConnectorError
 from connectors.ratelimit import URGENT, priority
 from mapping.references import MissingLink
 
+from . import derive
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
@@ -253,6 +254,9 @@ class SyncEngine:
                                               hold_creates=hold_creates)
                     missing.extend(outcome.missing)
             await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
+            for other in derive.entities_written_by(self.rt, entity):
+                # A won deal's new ERP order, an order's status written back onto its deal: sent now, not next pass.
+                await push_pending(self.rt, uow, report, other, run_id=report.run_id, dry_run=dry_run)
             if not missing or round_ == 1 or depth >= 2:
                 return
             await self._sync_references(uow, report, missing, dry_run=dry_run, depth=depth)

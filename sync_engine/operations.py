@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from . import derive
 from .context import Report, UnitOfWork
 from .engine import SyncEngine
 from .push import push_pending
@@ -65,6 +66,11 @@ async def replay_dead_letters(engine: SyncEngine, ids: list[int]) -> list[Report
         letter = get_dead_letter(engine, letter_id)
         if letter.status != DeadLetterStatus.OPEN:
             continue
+        trigger = derive.trigger_named(rt, letter.flow)
+        if trigger is not None and letter.canonical_id:
+            reports.append(await _replay_trigger(engine, trigger, letter.entity, letter.canonical_id))
+            _mark_replayed(rt, letter_id)
+            continue
         flow = letter.flow if letter.flow in rt.config.flows else next(
             (n for n, f in rt.config.flows.items() if f.entity == letter.entity), None
         )
@@ -77,11 +83,28 @@ async def replay_dead_letters(engine: SyncEngine, ids: list[int]) -> list[Report
         else:
             raise NotFound(f"dead letter {letter_id} names no record to replay")
         reports.append(report)
-        with rt.store.write() as session:
-            row = session.get(DeadLetter, letter_id)
-            row.status = DeadLetterStatus.REPLAYED
-            row.closed_at = utc_now()
+        _mark_replayed(rt, letter_id)
     return reports
+
+
+def _mark_replayed(rt, letter_id: int) -> None:
+    with rt.store.write() as session:
+        row = session.get(DeadLetter, letter_id)
+        row.status = DeadLetterStatus.REPLAYED
+        row.closed_at = utc_now()
+
+
+async def _replay_trigger(engine: SyncEngine, trigger, entity: str, canonical_id: str) -> Report:
+    rt = engine.rt
+    report = Report(flow=trigger.flow_label, kind="replay")
+    uow = UnitOfWork(rt.store)
+    try:
+        with uow.tx() as session:
+            derive.replay(rt, session, report, trigger, entity, canonical_id)
+        await push_pending(rt, uow, report, trigger.target, run_id=None, dry_run=False)
+    finally:
+        uow.close()
+    return report
 
 
 async def _replay_write(engine: SyncEngine, flow: str, entity: str, canonical_id: str) -> Report:

@@ -328,7 +328,8 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
                 except (MappingError, UnresolvedReference):
                     continue
                 for row_id, row in list(waiting.items()):
-                    comparable = [f for f in row.values if f in values]
+                    # Scalar fields only: a target fills in list items (order lines) with ids and totals of its own.
+                    comparable = [f for f in row.values if f in values and not isinstance(row.values[f], list)]
                     if comparable and all(equal(f, row.values[f], values[f]) for f in comparable):
                         row = session.get(OutboxWrite, row_id)
                         _apply(rt, session, report, row, WriteOp(key=row.op_key, action="create"),

@@ -20,7 +20,7 @@ from mapping.canonical import canonical_hash
 from mapping.errors import MappingError
 from mapping.references import MissingLink, UnresolvedReference
 
-from . import records as rec
+from . import derive, records as rec
 from .context import Report
 from .links import LinkResolver
 from .matching import KeySpec, decide, default_keys, keys_of
@@ -337,8 +337,10 @@ def _reconcile_record(
                       details={"changes": changed_here, "modified_at": change.modified_at.isoformat() if change.modified_at else None})
     # A field waiting for a person is written nowhere until the review is settled.
     held = {f for f in frozen if f} | {c.field for c in result.held}
-    _plan_writes(rt, session, flow_name, record, links, origin=observations[0][0].origin if observations else "poll",
-                 run_id=run_id, equal=equal, held=held, cache=cache)
+    origin = observations[0][0].origin if observations else "poll"
+    _plan_writes(rt, session, flow_name, record, links, origin=origin, run_id=run_id, equal=equal, held=held, cache=cache)
+    if rt.triggers:
+        derive.after_merge(rt, session, report, record, origin=origin, run_id=run_id, equal=equal)
 
 
 def _plan_writes(

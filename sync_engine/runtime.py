@@ -13,6 +13,7 @@ from connectors import registry
 from connectors.base import Connector, WebhookVerifier
 from mapping.compiler import MappingSet
 
+from .derive import compile_triggers
 from .metrics import Metrics
 from .state import migrate
 from .state.db import StateStore
@@ -37,6 +38,7 @@ class Runtime:
         if migrate_on_start:
             migrate.upgrade(self.store.engine)
         self.mappings = MappingSet.from_config(config, base_dir=base_dir)
+        self.triggers = compile_triggers(config)
         self.connectors: dict[str, Connector] = dict(connectors or {})
         for name, system in config.systems.items():
             if name not in self.connectors:

@@ -156,6 +156,12 @@ OBJECTS: dict[str, ObjectDef] = {
                 FieldDef("probability", "赢率", "percentile"),
                 FieldDef("close_date", "预计成交日期", "date"),
                 FieldDef("remark", "备注", "long_text"),
+                # Custom fields a tenant adds to show the ERP order a won deal became.
+                FieldDef("erp_order_no__c", "ERP 订单号", "text", define_type="custom"),
+                FieldDef("erp_order_status__c", "ERP 订单状态", "select_one", define_type="custom",
+                         options=(("draft", "草稿"), ("submitted", "审核中"), ("approved", "已审核"),
+                                  ("closed", "已关闭"), ("cancelled", "已作废"))),
+                FieldDef("erp_order_amount__c", "ERP 订单金额", "currency", define_type="custom"),
             ],
         ),
         ObjectDef(

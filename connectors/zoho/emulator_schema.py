@@ -217,6 +217,8 @@ def build_modules() -> dict[str, ModuleDef]:
         _f("Description", "textarea"),
         _f("Partner", "lookup", "Channel Partner", lookup="Partners", custom=True),
         _f("Fxiaoke_ID", "text", length=64, custom=True), _f("ERP_Order_No", "text", length=50, custom=True),
+        _f("ERP_Order_Status", "picklist", picklist=["Created", "Approved", "Delivered", "Cancelled"], custom=True),
+        _f("ERP_Order_Amount", "currency", decimal_place=2, custom=True),
     ])
     vendors = ModuleDef("Vendors", "Vendors", "Vendor", "Vendors", "Vendor_Name", duplicate_check=["Vendor_Name"], fields=[
         *_system(),

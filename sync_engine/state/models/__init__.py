@@ -19,7 +19,7 @@ from .history import AuditEvent, DeadLetter, Run
 from .jobs import InboxEntry, Job
 from .review import Conflict, Review
 from .sync import Cursor, Link, Record, Snapshot
-from .pipeline import MatchKey, OutboxWrite, StagedChange
+from .pipeline import MatchKey, OutboxWrite, StagedChange, TriggerFiring
 from .systems import Channel, SystemState
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "MatchKey",
     "OutboxWrite",
     "StagedChange",
+    "TriggerFiring",
     "LinkStatus",
     "Origin",
     "Record",

@@ -98,3 +98,30 @@ class MatchKey(Base):
     canonical_id: Mapped[str] = mapped_column(String(CANONICAL_ID_LEN), primary_key=True)
 
     __table_args__ = (Index("ix_match_keys_record", "entity", "canonical_id"),)
+
+
+class TriggerFiring(Base):
+    """A trigger fired for a watched record: once per (trigger, record), ever.
+
+    Committed with the record it created and that record's create write, so a
+    second pass, a redelivered webhook or a deal won twice never creates twice.
+    """
+
+    __tablename__ = "trigger_firings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(128), nullable=False)
+    source_entity: Mapped[str] = mapped_column(String(ENTITY_LEN), nullable=False)
+    source_id: Mapped[str] = mapped_column(String(CANONICAL_ID_LEN), nullable=False)
+    target_entity: Mapped[str] = mapped_column(String(ENTITY_LEN), nullable=False)
+    #: the created record; null while the trigger could not build it (see ``error``)
+    target_id: Mapped[str | None] = mapped_column(String(CANONICAL_ID_LEN))
+    #: created | failed (its values could not be built: a dead letter says why; replay fires it again)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="created")
+    error: Mapped[str | None] = mapped_column(Text)
+    fired_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        UniqueConstraint("trigger", "source_id"),
+        Index("ix_trigger_firings_target", "trigger", "target_id"),
+    )
