@@ -68,7 +68,8 @@ def validate(config_path: Path = ConfigArg) -> None:
     out.print(
         f"[green]OK[/green] {config_path}: {len(config.systems)} systems ({', '.join(config.systems)}), "
         f"{len(config.entities)} entities ({', '.join(config.entities)}), "
-        f"{len(config.flows)} flows ({len(flows)} enabled)",
+        f"{len(config.flows)} flows ({len(flows)} enabled)"
+        + (f", {len(config.triggers)} trigger{'s' if len(config.triggers) != 1 else ''} ({', '.join(config.triggers)})" if config.triggers else ""),
         highlight=False,
         soft_wrap=True,
     )

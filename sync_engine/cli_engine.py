@@ -16,7 +16,7 @@ from rich.table import Table
 
 from connectors.errors import ConnectorError
 
-from .context import COUNTERS, Report
+from .context import COUNTERS, OPTIONAL_COUNTERS, Report
 from .engine import SyncEngine
 from .operations import (
     NotFound, discard_dead_letters, get_dead_letter, history, list_dead_letters, list_reviews, replay_dead_letters,
@@ -66,13 +66,15 @@ def summary_table(reports: list[Report]) -> Table:
     table = Table(title="crmsync — summary", show_lines=False)
     table.add_column("flow")
     table.add_column("system")
-    for name in COUNTERS:
+    shown = [c for c in COUNTERS if c not in OPTIONAL_COUNTERS
+             or any(r.counts.get(s, {}).get(c) for r in reports for s in r.counts)]
+    for name in shown:
         table.add_column(name.replace("_", " "), justify="right")
     for report in reports:
         systems = sorted(report.counts) or ["—"]
         for i, system in enumerate(systems):
             counts = report.counts.get(system, {})
-            table.add_row(report.flow if i == 0 else "", system, *[str(counts.get(c, 0) or "") for c in COUNTERS])
+            table.add_row(report.flow if i == 0 else "", system, *[str(counts.get(c, 0) or "") for c in shown])
     return table
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from .state.db import StateStore
 
 #: Counter names, in the order the summary table shows them.
-COUNTERS = ("read", "skipped", "created", "updated", "deleted", "matched", "conflicts", "review", "dead_letters", "deferred")
+COUNTERS = ("read", "skipped", "created", "updated", "deleted", "matched", "conflicts", "review", "dead_letters", "deferred", "triggered", "written_back")
+#: Counters shown only by passes that moved them (most configs have no triggers).
+OPTIONAL_COUNTERS = frozenset({"triggered", "written_back"})
 
 
 @dataclass(slots=True)

@@ -76,6 +76,12 @@ def check(demo, rt: Runtime, emulators) -> list[tuple[str, bool]]:
         == CHOICES_INDUSTRY.get(e.manual["erp_before"], (None, None))[1]))
     add("the deal won in Fxiaoke is Closed Won in Zoho", lambda: (
         admin.one("zoho", "Deals", "id", e.deal_won["ids"]["zoho"])["Stage"] == "Closed Won"))
+    def won_order() -> bool:
+        orders = [o for o in admin.get("erp", "SAL_SaleOrder") if o.get("F_PAEZ_CrmDealId") == e.deal_won["ids"]["fxiaoke"]]
+        zoho_deal = admin.one("zoho", "Deals", "id", e.deal_won["ids"]["zoho"])
+        return len(orders) == 1 and zoho_deal.get("ERP_Order_No") == orders[0]["FBillNo"]
+
+    add("the won deal became one ERP sales order, whose number is on the deal in Zoho", won_order)
     add("the contact created in Fxiaoke exists in Zoho, at the same company", lambda: any(
         c.get("Last_Name") == e.new_contact["name"] and (c.get("Account_Name") or {}).get("id") == e.new_contact["account"]["zoho"]
         for c in admin.get("zoho", "Contacts")))
