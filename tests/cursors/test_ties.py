@@ -16,9 +16,10 @@ TIED = 1000
 
 async def test_a_thousand_records_tied_at_the_cursor_come_exactly_once(source: Source, make_sync):
     tie = second(source.clock()) - timedelta(minutes=30)
+    before = source.bulk(7, tie - timedelta(seconds=10))
     anchor = source.create(at=tie)
     async with make_sync(source, overlap="0s") as sync:
-        await sync.run()
+        assert counted(await sync.run(), "created", "mem") == 8
         assert sync.watermark() == tie  # the last pass ended exactly at the tie
 
         # A bulk import in that same second, committed after the pass.
@@ -30,6 +31,12 @@ async def test_a_thousand_records_tied_at_the_cursor_come_exactly_once(source: S
         assert len(ids) == len(set(ids)) == TIED + 1
         assert set(ids) == {anchor, *tied}
         assert {r.modified_at for r in records} == {tie}
+        # From a little earlier the tie starts in the middle of the first page: still once each, in order.
+        records = await sync.pull(tie - timedelta(minutes=1))
+        ids = [r.external_id for r in records]
+        assert len(ids) == len(set(ids)) == TIED + 8
+        assert set(ids) == {*before, anchor, *tied}
+        assert [r.modified_at for r in records] == sorted(r.modified_at for r in records)
 
         # The engine from that cursor: each new record staged and written once; the anchor deduped.
         report = await sync.run()
@@ -37,7 +44,7 @@ async def test_a_thousand_records_tied_at_the_cursor_come_exactly_once(source: S
         assert counted(report, "skipped") == 1
         assert counted(report, "created", "mem") == TIED
         names = sync.names()
-        assert len(names) == len(set(names)) == TIED + 1
+        assert len(names) == len(set(names)) == TIED + 8
         assert sync.watermark() == tie
 
         # The next pass re-reads the tie (the cursor is inclusive and nothing is newer), but stages
@@ -54,4 +61,4 @@ async def test_a_thousand_records_tied_at_the_cursor_come_exactly_once(source: S
         assert sync.watermark() == later
         quiet = await sync.run()
         assert counted(quiet, "read") == counted(quiet, "skipped") == 1
-        assert len(sync.names()) == TIED + 2
+        assert len(sync.names()) == TIED + 9

@@ -66,6 +66,10 @@ async def test_offsets_and_local_times_give_one_instant_and_a_cursor_that_moves(
 
         assert counted(await sync.run(), "created", "mem") == 3
         assert sync.watermark() == at
+        if source.kind == "zoho":
+            # The API user moves to the other side of the world: offsets change, the instants do not.
+            other = "-08:00" if source.emu.store.switch("time_zone") == "+05:30" else "+05:30"
+            source.switch(time_zone=other)
 
         # Just after the cursor, and just before it (inside the window): both picked up.
         source.create(at=at + timedelta(seconds=30))
