@@ -76,9 +76,9 @@ class Source:
     def system_config(self) -> dict[str, Any]:
         return {"type": self.kind, **self.settings}
 
-    def next_name(self, prefix: str = "客户") -> str:
+    def next_name(self) -> str:
         self.serial += 1
-        return f"{prefix}{self.serial:05d}有限公司"
+        return f"客户{self.serial:05d}有限公司"
 
     # -- the source's clock, through /_admin/switches ----------------------
     def switch(self, **values: Any) -> dict[str, Any]:
@@ -342,11 +342,6 @@ class Sync:
         with self.runtime.store.read() as session:
             cursor = session.get(Cursor, ("src", self.source.object, FLOW))
             return cursor.watermark if cursor else None
-
-    def set_watermark(self, at: datetime) -> None:
-        """A cursor committed by an earlier pass at exactly ``at``."""
-        with self.runtime.store.write() as session:
-            session.merge(Cursor(system="src", object=self.source.object, consumer=FLOW, watermark=at))
 
     def names(self) -> list[str]:
         """Every record written into ``mem`` (duplicates included: a repeated create shows up twice)."""
