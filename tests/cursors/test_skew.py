@@ -39,3 +39,22 @@ async def test_skewed_source_clock_neither_misses_nor_repeats(source: Source, ma
         assert_quiet(await sync.run(), window=1)
         names = sync.names()
         assert len(names) == len(set(names)) == 5
+
+
+async def test_a_source_clock_set_back_is_caught_by_the_window_or_the_reconcile_pass(source: Source, make_sync):
+    """The source ran 7 minutes ahead, then its clock was corrected: new records are stamped before
+    the cursor. Inside the overlap window they are caught; beyond it, by the reconcile (full) pass."""
+    source.skew(SKEW)
+    source.create()
+    async with make_sync(source, overlap="2m") as sync:
+        await sync.run()
+        source.skew(SKEW - 60)  # set back one minute: inside the window
+        source.create()
+        assert counted(await sync.run(), "created", "mem") == 1
+        source.skew(0)  # set back to the right time: seven minutes before the cursor
+        source.create()
+        assert_quiet(await sync.run(), window=2)
+        full = await sync.run(full=True)
+        assert counted(full, "created", "mem") == 1
+        names = sync.names()
+        assert len(names) == len(set(names)) == 3
