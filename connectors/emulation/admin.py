@@ -90,6 +90,8 @@ def admin_router(store: AdminStore, switches: Switches, calls: CallLog) -> APIRo
             "error_rate": switches.error_rate,
             "fault_kinds": list(switches.fault_kinds),
             "timeout_seconds": switches.timeout_seconds,
+            "clock_offset_seconds": switches.clock_offset_seconds,
+            "frozen_time": switches.frozen_time,
             **switches.extra,
         }
 

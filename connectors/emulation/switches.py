@@ -8,11 +8,14 @@ business (Zoho answers 429 with a JSON body, Fxiaoke answers HTTP 200 with an
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +37,12 @@ class Switches:
     #: seconds an injected "timeout" holds the request before answering 504
     timeout_seconds: float = 2.0
     seed: int | None = None
+    #: seconds the emulated server's clock runs ahead of (+) or behind (-) this machine's: clock skew
+    #: between systems. Shifts every time the emulator stamps (modified, created, deleted times).
+    clock_offset_seconds: float = 0.0
+    #: ISO date-time with an offset: the server's clock stands still there, so every change gets exactly
+    #: this modified time (ties on purpose, or a record committed late with an older time). None: running.
+    frozen_time: str | None = None
     extra: dict = field(default_factory=dict)
 
     def update(self, values: dict) -> None:
@@ -43,10 +52,40 @@ class Switches:
                 if unknown:
                     raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
                 value = tuple(value)
+            elif key == "clock_offset_seconds":
+                value = _offset(value)
+            elif key == "frozen_time" and value is not None:
+                _instant(value)  # refuse a bad value now rather than on the next write
             if hasattr(self, key) and key != "extra":
                 setattr(self, key, value)
             else:
                 self.extra[key] = value
+
+    def now(self) -> float:
+        """The emulated server's clock (epoch seconds): frozen, or this machine's plus the offset."""
+        if self.frozen_time:
+            return _instant(self.frozen_time).timestamp()
+        return time.time() + self.clock_offset_seconds
+
+    def frozen(self) -> datetime | None:
+        """The frozen instant (aware), or None while the clock runs."""
+        return _instant(self.frozen_time) if self.frozen_time else None
+
+
+def _offset(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"clock_offset_seconds must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def _instant(value: object) -> datetime:
+    try:
+        instant = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise ValueError(f"frozen_time must be an ISO date-time with an offset (2024-05-06T10:00:00+05:30), not {value!r}")
+    return instant
 
 
 class CallLog:

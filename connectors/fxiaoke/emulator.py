@@ -45,6 +45,8 @@ approval_flow_objects       []               objects whose API creates (triggerA
                                              as life_status ineffective
 opportunity_object          NewOpportunityObj  the active opportunity object in object/list
 codes                       {}               overrides of the emulator's own error codes
+clock_offset_seconds        0                the tenant's clock is this far ahead (+) / behind (-)
+frozen_time                 None             ISO date-time with offset: every change gets this time
 ==========================  ===============  ==================================================
 """
 from __future__ import annotations
@@ -156,7 +158,11 @@ class FxiaokeEmulator:
         self.switches = Switches(latency_ms=c.latency_ms, error_rate=c.error_rate, seed=c.seed)
         self.switches.extra.update(c.default_switches())
         self.calls = CallLog()
-        self.store = Store(ea=c.ea, seed=c.seed, clock=c.clock)
+        # The tenant's clock: the configured one, skewed or frozen by the shared clock switches.
+        self.store = Store(
+            ea=c.ea, seed=c.seed, clock=c.clock, skew=lambda: self.switches.clock_offset_seconds,
+            frozen=lambda: frozen.timestamp() if (frozen := self.switches.frozen()) else None,
+        )
         self.push = PushSender(
             PushSecrets(c.push_token, c.push_aes_key, c.apl_secret, c.app_id, c.ea),
             lambda: {"open_platform": self.switch("open_platform_push_url"), "apl": self.switch("apl_push_url")},

@@ -63,6 +63,8 @@ class Store:
         ea: str,
         seed: int | None = 0,
         clock: Callable[[], float] = time.time,
+        skew: Callable[[], float] = lambda: 0.0,
+        frozen: Callable[[], float | None] = lambda: None,
         codes: dict[str, int] | None = None,
         invalid_sets_is_deleted: bool = True,
         unknown_fields: str = "ignore",
@@ -75,6 +77,8 @@ class Store:
         self._seed = seed
         self.factory = SeedFactory(seed, self.employees)
         self._clock = clock
+        self._skew = skew
+        self._frozen = frozen
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._last_ms = 0
@@ -93,11 +97,17 @@ class Store:
             listener(change)
 
     def now_ms(self) -> int:
-        """Wall-clock ms, never going backwards within this store."""
+        """Wall-clock ms plus the clock skew switch; the wall clock never goes backwards within this store.
+
+        A frozen time (set on purpose: ties, a record committed late with an older time) is used as it is.
+        """
+        frozen = self._frozen()
+        if frozen is not None:
+            return int(frozen * 1000)
         with self._lock:
             now = int(self._clock() * 1000)
             self._last_ms = max(now, self._last_ms)
-            return self._last_ms
+            return self._last_ms + int(self._skew() * 1000)
 
     def object_def(self, name: str) -> ObjectDef:
         found = self.objects.get(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,13 +88,18 @@ class KingdeeStore:
 
     # -- clock ---------------------------------------------------------------
     def now(self) -> datetime:
-        stamp = datetime.now(self.tz).replace(tzinfo=None)
-        stamp = stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
-        # Never go backwards (clock adjustments): FModifyDate order is what clients page by.
-        if self._last_stamp is not None and stamp < self._last_stamp:
-            stamp = self._last_stamp
-        self._last_stamp = stamp
-        return stamp
+        """The server's local time (naive, milliseconds), skewed or frozen by the shared clock switches."""
+        frozen = self.switches.frozen()
+        if frozen is not None:
+            # Set on purpose (ties, a save that commits late with an older stamp): used as it is.
+            stamp = frozen.astimezone(self.tz).replace(tzinfo=None)
+            return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
+        # The machine's clock never goes backwards here (NTP adjustments): FModifyDate order is what clients
+        # page by. The skew switch is added after, so a server set minutes off stamps minutes off at once.
+        wall = max(time.time(), self._last_wall)
+        self._last_wall = wall
+        stamp = datetime.fromtimestamp(wall + self.switches.clock_offset_seconds, self.tz).replace(tzinfo=None)
+        return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
 
     # -- state ---------------------------------------------------------------
     def reset(self) -> None:
@@ -103,7 +109,7 @@ class KingdeeStore:
             self.next_pk: dict[str, int] = {form_id: 100001 for form_id in FORMS}
             self.number_seq: dict[str, int] = {form_id: 0 for form_id in FORMS}
             self.next_entry_pk = 1
-            self._last_stamp: datetime | None = None
+            self._last_wall = 0.0
             self._load_reference_data()
 
     def _load_reference_data(self) -> None:

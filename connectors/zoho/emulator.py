@@ -10,7 +10,9 @@ with Zoho's status codes, error bodies and limits (50 fields, 200 per page, 2,00
 records without ``page_token``, 100,000 per token sequence, 100 records per write),
 digit-string ids, date-times in the org's time-zone offset, notification callbacks
 to registered channels, and the shared ``/_admin`` API. Behaviour the reference
-marks UNCONFIRMED is a switch (:data:`connectors.zoho.emulator_store.DEFAULT_SWITCHES`).
+marks UNCONFIRMED is a switch (:data:`connectors.zoho.emulator_store.DEFAULT_SWITCHES`);
+the clock switches (``clock_offset_seconds``, ``frozen_time``) are shared by every emulator
+(``connectors/emulation/README.md``).
 
 Run it with ``crmsync emulator zoho --port 8555`` or in-process::
 

@@ -9,7 +9,6 @@ an update moves one entry.
 from __future__ import annotations
 
 import threading
-import time
 import zlib
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
@@ -31,7 +30,7 @@ SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
 #: Everything the reference marks UNCONFIRMED is one of these.
 DEFAULT_SWITCHES: dict[str, Any] = {
     "time_zone": "+05:30",  # the API user's time zone: offset of every datetime served
-    "frozen_time": None,  # ISO datetime: every change gets this Modified_Time (ties on purpose)
+    # The clock (frozen_time, clock_offset_seconds) is a shared switch: connectors/emulation/switches.py.
     "discrete_page_limit": 2000,  # records reachable with page/per_page
     "page_token_record_limit": 100_000,  # records one page_token sequence may return
     "page_token_mode": "keyset",  # UNCONFIRMED: "keyset" (continues after the last record) or "offset"
@@ -252,10 +251,8 @@ class ZohoStore:
         return self._tz[1]
 
     def now(self) -> int:
-        frozen = self.switch("frozen_time")
-        if frozen:
-            return int(datetime.fromisoformat(str(frozen).replace("Z", "+00:00")).timestamp())
-        return int(time.time())
+        """The org's clock in whole seconds (Zoho keeps no fractions): frozen or skewed by the switches."""
+        return int(self.switches.now())
 
     def fmt(self, epoch: int | None) -> str | None:
         if epoch is None:
