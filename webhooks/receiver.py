@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from connectors.base import WebhookDelivery, WebhookVerifier
 from connectors.errors import WebhookRejected
+from sync_engine.state.models.base import EXTERNAL_ID_LEN, OBJECT_LEN
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _is_json_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def _oversized(delivery: WebhookDelivery) -> str | None:
+    """A hint no record could match: the state database could not even store its id."""
+    for hint in delivery.hints:
+        if len(hint.object) > OBJECT_LEN:
+            return f"object name too long (more than {OBJECT_LEN} characters)"
+        if any(len(i) > EXTERNAL_ID_LEN for i in hint.ids):
+            return f"id too long (more than {EXTERNAL_ID_LEN} characters)"
+    return None
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -105,7 +116,7 @@ def webhook_router(
             return reject(system_name, 400, "bad_content_type", "expected Content-Type: application/json")
         try:
             json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[…]]]] nested too deep
             return reject(system_name, 400, "bad_json", "body is not valid JSON")
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
@@ -113,6 +124,10 @@ def webhook_router(
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", system_name, exc.reason)
             return reject(system_name, exc.status, "rejected", exc.reason)
+        oversized = _oversized(delivery)
+        if oversized:
+            log.warning("webhook for %s rejected: %s", system_name, oversized)
+            return reject(system_name, 400, "rejected", oversized)
         fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
         count(system_name, "accepted" if fresh else "duplicate")
         observe_ack(system_name, time.perf_counter() - started)
