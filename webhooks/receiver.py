@@ -12,15 +12,18 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import anyio
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from connectors.base import WebhookDelivery, WebhookVerifier
 from connectors.errors import WebhookRejected
 from sync_engine.state.models.base import EXTERNAL_ID_LEN, OBJECT_LEN
+
+from .openapi import WEBHOOK_OPENAPI
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ def webhook_router(
     @router.post(
         "/webhooks/{system_name}",
         summary="Receive a change notification from a system",
+        openapi_extra=WEBHOOK_OPENAPI,
         responses={
             200: {"description": "Stored (or a known redelivery) and acknowledged"},
             400: {"description": "Not JSON, or malformed"},
@@ -101,7 +105,12 @@ def webhook_router(
             413: {"description": "Body too large"},
         },
     )
-    async def receive(system_name: str, request: Request) -> Response:
+    async def receive(
+        system_name: Annotated[
+            str, PathParam(description="A system's name from the configuration's `systems:`.", examples=["zoho"])
+        ],
+        request: Request,
+    ) -> Response:
         started = time.perf_counter()
         if len(system_name) > 100:
             return reject("unknown", 404, "unknown_system", "unknown system")
