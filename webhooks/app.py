@@ -49,7 +49,7 @@ def create_app(
     # so that the status page can take ?token= too.
     bearer = HTTPBearer(auto_error=False, description="server.ops_token")
 
-    def require_token(request: Request, _credentials: Annotated[Any, Depends(bearer)]) -> None:
+    def require_token(request: Request, _credentials: Any = Depends(bearer)) -> None:  # noqa: B008
         if token is None:
             return
         supplied = request.headers.get("authorization", "")
