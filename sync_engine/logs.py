@@ -33,6 +33,17 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_value(value):
+    """Structured fields may nest (a payload, a list of ids): redact every string inside."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_redact_value(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_redact_value(v) for v in value]
+    return value
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -41,7 +52,9 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = cleaned, None
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
-            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in extra.items()}
+            record.fields = _redact_value(extra)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -58,7 +71,10 @@ class JsonFormatter(logging.Formatter):
             payload.update(fields)
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        if record.stack_info:
+            payload["stack"] = redact(record.stack_info)
+        # default=str turns objects into text after the filter ran: redact that text too.
+        return redact(json.dumps(_redact_value(payload), ensure_ascii=False, default=lambda o: redact(str(o))))
 
 
 class HumanFormatter(logging.Formatter):
@@ -70,7 +86,9 @@ class HumanFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + redact(self.formatException(record.exc_info))
-        return line
+        if record.stack_info:
+            line += "\n" + record.stack_info
+        return redact(line)
 
 
 def setup_logging(fmt: str = "human", level: str = "info", stream=None) -> None:
