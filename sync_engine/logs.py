@@ -9,25 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from datetime import UTC, datetime
 
-_secrets: set[str] = set()
-_lock = threading.Lock()
+from connectors.secrets import register_secret, registered
+
 REDACTED = "***"
-
-
-def register_secret(value: str | None) -> None:
-    """Never log ``value``. Very short values are ignored: redacting "1" would mangle every line."""
-    if value and len(value) >= 4:
-        with _lock:
-            _secrets.add(value)
+__all__ = ["REDACTED", "log_fields", "redact", "register_secret", "setup_logging"]
 
 
 def redact(text: str) -> str:
-    if not _secrets or not text:
+    """``text`` without any registered secret (the config's, and tokens the connectors obtained)."""
+    secrets = registered()
+    if not secrets or not text:
         return text
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

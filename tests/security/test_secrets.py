@@ -227,6 +227,12 @@ def test_syncs_and_dead_letters_leak_no_secret(world, capsys, monkeypatch):
     tokens = world.issued_tokens()
     assert tokens, "the emulators issued no access token: the sync did not log in"
     assert_no_secret(texts, tokens)
+    # Tokens obtained at run time are redacted from logs like the configured secrets are.
+    from connectors.secrets import registered
+    from sync_engine.logs import redact
+
+    assert tokens <= registered()
+    assert all(redact(f"Authorization: Zoho-oauthtoken {t}") == "Authorization: Zoho-oauthtoken ***" for t in tokens)
 
 
 def test_wrong_credentials_leak_no_secret(world, capsys, monkeypatch):
