@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Annotated, Protocol
 
@@ -65,14 +66,24 @@ def _is_json_type(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _oversized(delivery: WebhookDelivery) -> str | None:
-    """A hint no record could match: the state database could not even store its id."""
+def _unstorable(delivery: WebhookDelivery) -> str | None:
+    """A hint no record could match, that the state database could not even store (PostgreSQL
+    refuses NUL in text and JSONB, and lone surrogates in UTF-8): a 400, not a 500."""
     for hint in delivery.hints:
         if len(hint.object) > OBJECT_LEN:
             return f"object name too long (more than {OBJECT_LEN} characters)"
         if any(len(i) > EXTERNAL_ID_LEN for i in hint.ids):
             return f"id too long (more than {EXTERNAL_ID_LEN} characters)"
+        if any(_has_control(text) for text in (hint.object, *hint.ids)):
+            return "object or id contains a control character"
+    if _has_control(delivery.dedupe_key):
+        return "event id contains a control character"
     return None
+
+
+def _has_control(text: str) -> bool:
+    # Categories Cc (controls, NUL), Cf (format: bidi overrides), Cs (lone surrogates), Co, Cn.
+    return not text.isprintable() or any(unicodedata.category(c).startswith("C") for c in text)
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -133,10 +144,10 @@ def webhook_router(
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", system_name, exc.reason)
             return reject(system_name, exc.status, "rejected", exc.reason)
-        oversized = _oversized(delivery)
-        if oversized:
-            log.warning("webhook for %s rejected: %s", system_name, oversized)
-            return reject(system_name, 400, "rejected", oversized)
+        unstorable = _unstorable(delivery)
+        if unstorable:
+            log.warning("webhook for %s rejected: %s", system_name, unstorable)
+            return reject(system_name, 400, "rejected", unstorable)
         fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
         count(system_name, "accepted" if fresh else "duplicate")
         observe_ack(system_name, time.perf_counter() - started)

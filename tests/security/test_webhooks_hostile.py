@@ -69,7 +69,7 @@ def apl(*, stamp_ms: int | None = None, secret: str = APL_SECRET, ids=(FX_ID,), 
 
 def erp(*, now: float | None = None, secret: str = ERP_SECRET, **change) -> tuple[dict, bytes]:
     payload = {"object": "customer", "ids": ["C000123"], "event": "update", "event_id": "erp-evt-1"} | change
-    body = json.dumps(payload, ensure_ascii=False).encode()
+    body = json.dumps(payload).encode()  # \u-escaped: a lone surrogate can be sent
     stamp = str(int(now if now is not None else time.time()))
     return ({"content-type": "application/json; charset=utf-8", "x-crmsync-timestamp": stamp,
              "x-crmsync-signature": erp_sign(secret, stamp, body)}, body)
@@ -390,3 +390,21 @@ async def test_the_longest_acceptable_ids_are_stored_on_every_backend(service):
     headers, body = apl(ids=("6" * 256,), event_id="long-3")
     await assert_rejected(service, "fx_apl", headers, body, 400, "id too long")
     assert service.counts() == (2, 2)
+
+
+@BOTH_BACKENDS
+@pytest.mark.parametrize("system", ["fx_apl", "erp_db"])
+async def test_control_characters_in_ids_are_refused(service, system):
+    """PostgreSQL text and JSONB cannot hold NUL: an id carrying one must be a 400, not a 500."""
+    for i, bad in enumerate(["C\u0000123", "C\u0001", "C\n1", "\u202eC1", "C\ud800"]):
+        headers, body = (apl(override={"ids": [bad], "eventId": f"ctl-{i}"}) if system == "fx_apl"
+                         else erp(ids=[bad], event_id=f"ctl-{i}"))
+        await assert_rejected(service, system, headers, body, 400, "control character")
+
+
+@BOTH_BACKENDS
+async def test_control_characters_in_event_ids_are_refused(service):
+    headers, body = apl(override={"eventId": "evt\u0000nul"})
+    await assert_rejected(service, "fx_apl", headers, body, 400, "control character")
+    headers, body = apl(ids=("65f0c3a1b2c3d4e5f6a7b8c9", "深圳华为"), event_id="unicode-ids-are-fine")
+    assert (await post(service, "fx_apl", headers, body)).status_code == 200
