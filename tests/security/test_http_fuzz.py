@@ -142,6 +142,15 @@ def test_the_document_describes_every_route_fuzzed_here(schema):
     webhook = schema["/webhooks/{system_name}"]["POST"].definition.raw
     assert "application/json" in webhook["requestBody"]["content"]
     assert {p["name"] for p in webhook["parameters"]} >= {"system_name", "X-Crmsync-Timestamp", "X-Crmsync-Signature"}
+    body = webhook["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {b["title"] for b in body} == {"Zoho CRM notification", "Fxiaoke open-platform push",
+                                          "Fxiaoke APL function push", "ERP change notice"}
+    raw = schema.raw_schema
+    assert raw["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path in ("/status", "/metrics", "/readyz", "/"):
+        assert raw["paths"][path]["get"]["security"] == [{"HTTPBearer": []}], path
+        assert "401" in raw["paths"][path]["get"]["responses"], path
+    assert [p["name"] for p in raw["paths"]["/"]["get"]["parameters"]] == ["token"]
 
 
 def _cases(operation, mode):
