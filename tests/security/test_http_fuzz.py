@@ -57,7 +57,7 @@ OPERATIONS = [
 ]
 #: Operations with parameters or a body, which negative (schema-violating) generation can target.
 NEGATIVE = {"/webhooks/{system_name}", "/"}
-EXAMPLES = {"/webhooks/{system_name}": 120}
+EXAMPLES = {"/webhooks/{system_name}": 80}
 SYSTEMS = ["zoho", "fx_open", "fx_apl", "fx_polled", "erp_db", "erp_polled"]
 SIGN_HEADER = b"x-fuzz-sign"
 
