@@ -12,7 +12,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from connectors import registry
 
@@ -61,6 +61,15 @@ def parse_config(
 
     for issue, position in raw_issues:
         add(issue, position, prefer_key=False)
+    # A value the YAML layer already complained about (unset variable, circular alias, bad key)
+    # would only fail again, less clearly, in the schema: one message per mistake.
+    raw_paths = {issue.path for issue, _ in raw_issues}
+
+    def explained(path: Path) -> bool:
+        return any(path[: len(p)] == p for p in raw_paths if p)
+
+    if () in raw_paths:  # the whole file is unusable (alias bomb)
+        raise ConfigError(located)
 
     if data is None:
         add(ConfigIssue((), "the file is empty: expected at least a 'systems' section"))
@@ -73,14 +82,15 @@ def parse_config(
     systems_raw = data.get("systems")
     if isinstance(systems_raw, dict):
         data["systems"] = {
-            name: _validate_system(name, value, add) for name, value in systems_raw.items()
+            name: _validate_system(name, value, add, explained) for name, value in systems_raw.items()
         }
 
     try:
         config = CrmsyncConfig.model_validate(data)
     except ValidationError as exc:
         for issue, prefer_key in _pydantic_issues(exc, data, CrmsyncConfig):
-            add(issue, prefer_key=prefer_key)
+            if not explained(issue.path):
+                add(issue, prefer_key=prefer_key)
         raise ConfigError(located) from None
 
     for issue in checks.check_config(config, base_dir=base_dir or FsPath.cwd()):
@@ -92,8 +102,10 @@ def parse_config(
     return config
 
 
-def _validate_system(name: str, value: Any, add) -> Any:
+def _validate_system(name: str, value: Any, add, explained=lambda _path: False) -> Any:
     path: Path = ("systems", name)
+    if explained(path):
+        return SystemConfig(type="?")
     if not isinstance(value, dict):
         add(ConfigIssue(path, f"expected a mapping with a 'type' key, found {_kind(value)}"))
         return SystemConfig(type="?")
@@ -103,6 +115,9 @@ def _validate_system(name: str, value: Any, add) -> Any:
     if type_name is None:
         add(ConfigIssue(path, f"missing key 'type' (one of: {', '.join(sorted(known))})"), prefer_key=True)
         return SystemConfig(type="?")
+    if not isinstance(type_name, str):
+        add(ConfigIssue((*path, "type"), f"expected a system type name ({', '.join(sorted(known))}), found {_kind(type_name)}"))
+        return SystemConfig(type="?")
     if type_name not in known:
         add(ConfigIssue((*path, "type"), unknown("system type", type_name, known)))
         return SystemConfig(type=str(type_name))
@@ -111,13 +126,22 @@ def _validate_system(name: str, value: Any, add) -> Any:
         validated = model.model_validate(settings)
     except ValidationError as exc:
         for issue, prefer_key in _pydantic_issues(exc, settings, model):
-            add(ConfigIssue((*path, *issue.path), issue.message), prefer_key=prefer_key)
+            if not explained((*path, *issue.path)):
+                add(ConfigIssue((*path, *issue.path), issue.message), prefer_key=prefer_key)
         return SystemConfig(type=type_name)
+    for field_name, info in model.model_fields.items():
+        # `${ZOHO_CLIENT_SECRET:-}` with the variable unset gives an empty credential that could only
+        # fail later, at the first login, far from the line to fix.
+        value = getattr(validated, field_name, None)
+        empty = isinstance(value, SecretStr) and not value.get_secret_value().strip()
+        if info.is_required() and empty and not explained((*path, field_name)):
+            add(ConfigIssue((*path, field_name), f"{field_name} is empty"), prefer_key=False)
     return SystemConfig(type=type_name, settings=validated)
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}.get(
+    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false",
+            type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
 
@@ -141,8 +165,20 @@ def _clean_loc(loc: tuple, data: Any) -> tuple[Path, bool]:
     return tuple(clean), exists
 
 
+#: Tags pydantic gives the plain-type members of a union (``str | int | bool``).
+_TYPE_TAGS = {"str", "int", "bool", "float", "none", "bytes", "decimal"}
+
+
 def _is_union_tag(part: str) -> bool:
-    return part[:1].isupper() or "[" in part or "(" in part
+    return part[:1].isupper() or "[" in part or "(" in part or part in _TYPE_TAGS
+
+
+#: What each pydantic type error expected, in words (for a value no union member accepts).
+_EXPECTED = {
+    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number",
+    "bool_type": "true/false", "bool_parsing": "true/false", "float_type": "a number", "float_parsing": "a number",
+    "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
 
 
 def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
@@ -196,8 +232,21 @@ def _best_errors(exc: ValidationError, data: Any) -> list[tuple[dict, Path, bool
             return 1
 
         error, exists = min(errors, key=rank)
+        kinds = {e["type"] for e, _ in errors}
+        if len(errors) > 1 and kinds <= set(_EXPECTED):
+            # No member of a union took the value: say what would have been accepted.
+            wanted = list(dict.fromkeys(_EXPECTED[k] for k in sorted(kinds, key=list(_EXPECTED).index)))
+            words = ", ".join(wanted[:-1]) + " or " + wanted[-1] if len(wanted) > 1 else wanted[0]
+            error = {**error, "type": "union_type", "msg": f"expected {words}, found {_kind(_value_at(data, path))}"}
         chosen.append((error, path, exists))
-    return chosen
+    # A mapping written where a union allows a keyword or a mapping (`{source_of_truth: x, bogus: 1}`):
+    # the mapping's own errors below it explain the problem; "is not one of the keywords" does not.
+    deeper = {path[:i] for _, path, _ in chosen for i in range(len(path))}
+    return [
+        (error, path, exists)
+        for error, path, exists in chosen
+        if not (error["type"] in ("literal_error", "enum") and path in deeper and isinstance(_value_at(data, path), dict))
+    ]
 
 
 def _pydantic_issues(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[tuple[ConfigIssue, bool | None]]:
@@ -220,6 +269,9 @@ def _pydantic_issues(exc: ValidationError, data: Any, model: type[BaseModel]) ->
             out.append((ConfigIssue(path, message), False))
         else:
             message = error["msg"]
+            if kind in ("model_type", "dict_type", "model_attributes_type"):
+                # "…or instance of ServerConfig" names a class the user never wrote.
+                message = f"expected a mapping, found {_kind(_value_at(data, path))}"
             if message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
             if message.startswith("Assertion failed, "):

@@ -143,8 +143,9 @@ def _short_form(value: Any) -> Any:
     # `name: Account_Name` is `name: {field: Account_Name}`.
     if isinstance(value, str):
         return {"field": value}
-    if value is None:
-        raise ValueError("expected a system field name or a mapping such as {field: …}")
+    if value is None or isinstance(value, (int, float, list)):
+        found = {type(None): "nothing", list: "a list", bool: "true/false"}.get(type(value), "a number")
+        raise ValueError(f"expected a system field name or a mapping such as {{field: …}}, found {found}")
     return value
 
 

@@ -58,6 +58,13 @@ class ServerConfig(Strict):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Webhook bodies larger than this are refused with 413.")
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's `true` would otherwise be port 1
+            raise ValueError("input should be a valid integer, found true/false")
+        return value
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -50,7 +50,9 @@ class SourceMap:
         return self.values.get((), Position(1, 1))
 
 
-_VAR = re.compile(r"\$\$|\$\{([^}]*)\}")
+# The last alternative is a "${" never closed: an error, not literal text that would
+# silently become (part of) a password.
+_VAR = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -71,6 +73,9 @@ class Interpolator:
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
+            if match.group(1) is None:
+                issues.append(ConfigIssue(path, "unclosed variable reference: '${' without '}' (write $$ for a literal $)"))
+                return ""
             expr = match.group(1).strip()
             if expr.startswith("file:"):
                 return self._read_file(expr[5:].strip(), path, issues)
@@ -100,6 +105,23 @@ class Interpolator:
             return ""
 
 
+#: A real configuration has a few thousand values; far more means alias bombs.
+MAX_NODES = 200_000
+
+
+class TooLarge(Exception):
+    def __init__(self, position: Position) -> None:
+        self.position = position
+
+
+def _node_kind(node: yaml.Node, value: object) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return "true/false" if isinstance(value, bool) else type(value).__name__
+
+
 def _scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader):
     return loader.construct_object(node, deep=True)
 
@@ -122,11 +144,36 @@ def load_yaml(text: str, interpolate: Interpolator) -> tuple[object, SourceMap, 
     if root is None:
         return None, source, []
     constructor = yaml.SafeLoader("")
+    # Node ids on the way from the root to the node being built: an alias that names one
+    # of them (``a: &x {b: *x}``) would make data that contains itself.
+    ancestors: set[int] = set()
+    built = [0]
 
     def pos(node: yaml.Node) -> Position:
         return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(node: yaml.Node, path: Path):
+        if id(node) in ancestors:
+            # Located by its key: the alias itself has no node of its own in PyYAML.
+            issues.append(ConfigIssue(path, "circular alias: this value contains itself"))
+            return None
+        built[0] += 1
+        if built[0] > MAX_NODES:
+            # Aliases of aliases can expand a small file into billions of values.
+            raise TooLarge(pos(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            ancestors.add(id(node))
+            try:
+                return _build_container(node, path)
+            finally:
+                ancestors.discard(id(node))
+        source.values[path] = pos(node)
+        value = _scalar(node, constructor)
+        if isinstance(value, str):
+            return interpolate(value, path, issues)
+        return value
+
+    def _build_container(node: yaml.Node, path: Path):
         source.values[path] = pos(node)
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             source.containers.add(path)
@@ -135,8 +182,10 @@ def load_yaml(text: str, interpolate: Interpolator) -> tuple[object, SourceMap, 
             out: dict = {}
             for key_node, value_node in node.value:
                 key = _scalar(key_node, constructor) if isinstance(key_node, yaml.ScalarNode) else None
-                if not isinstance(key, (str, int, bool, float)) or isinstance(key, bool):
-                    key = str(key) if key is not None else ""
+                if key is None or not isinstance(key, (str, int, float)) or isinstance(key, bool):
+                    found = "nothing" if key is None and isinstance(key_node, yaml.ScalarNode) else _node_kind(key_node, key)
+                    issues_at.append((ConfigIssue(path, f"a key must be a name, found {found}"), pos(key_node)))
+                    continue
                 key = str(key)
                 child = (*path, key)
                 if key in out:
@@ -148,13 +197,12 @@ def load_yaml(text: str, interpolate: Interpolator) -> tuple[object, SourceMap, 
                 source.keys[child] = pos(key_node)
                 out[key] = build(value_node, child)
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = _scalar(node, constructor)
-        if isinstance(value, str):
-            return interpolate(value, path, issues)
-        return value
+        return [build(item, (*path, i)) for i, item in enumerate(node.value)]
 
-    data = build(root, ())
+    issues_at: list[tuple[ConfigIssue, Position]] = []
+    try:
+        data = build(root, ())
+    except TooLarge as exc:
+        return {}, source, [(ConfigIssue((), f"more than {MAX_NODES} values once aliases are expanded"), exc.position)]
     # Duplicate keys are reported at the second occurrence, the one to delete or rename.
-    return data, source, [(issue, None) for issue in issues] + list(duplicates)
+    return data, source, [(issue, None) for issue in issues] + list(duplicates) + issues_at

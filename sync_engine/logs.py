@@ -9,28 +9,34 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from datetime import UTC, datetime
 
-_secrets: set[str] = set()
-_lock = threading.Lock()
+from connectors.secrets import register_secret, registered
+
 REDACTED = "***"
-
-
-def register_secret(value: str | None) -> None:
-    """Never log ``value``. Very short values are ignored: redacting "1" would mangle every line."""
-    if value and len(value) >= 4:
-        with _lock:
-            _secrets.add(value)
+__all__ = ["REDACTED", "log_fields", "redact", "register_secret", "setup_logging"]
 
 
 def redact(text: str) -> str:
-    if not _secrets or not text:
+    """``text`` without any registered secret (the config's, and tokens the connectors obtained)."""
+    secrets = registered()
+    if not secrets or not text:
         return text
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def _redact_value(value):
+    """Structured fields may nest (a payload, a list of ids): redact every string inside."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_redact_value(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_redact_value(v) for v in value]
+    return value
 
 
 class RedactingFilter(logging.Filter):
@@ -41,7 +47,9 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = cleaned, None
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
-            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in extra.items()}
+            record.fields = _redact_value(extra)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -58,7 +66,10 @@ class JsonFormatter(logging.Formatter):
             payload.update(fields)
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        if record.stack_info:
+            payload["stack"] = redact(record.stack_info)
+        # default=str turns objects into text after the filter ran: redact that text too.
+        return redact(json.dumps(_redact_value(payload), ensure_ascii=False, default=lambda o: redact(str(o))))
 
 
 class HumanFormatter(logging.Formatter):
@@ -70,7 +81,9 @@ class HumanFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + redact(self.formatException(record.exc_info))
-        return line
+        if record.stack_info:
+            line += "\n" + record.stack_info
+        return redact(line)
 
 
 def setup_logging(fmt: str = "human", level: str = "info", stream=None) -> None:

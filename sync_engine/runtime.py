@@ -11,6 +11,7 @@ from pathlib import Path
 from config.schema import CrmsyncConfig, FlowConfig
 from connectors import registry
 from connectors.base import Connector, WebhookVerifier
+from connectors.errors import ConnectorConfigError
 from mapping.compiler import MappingSet
 
 from .derive import compile_triggers
@@ -104,7 +105,12 @@ class Runtime:
         if system not in self._verifiers:
             spec = self.config.systems.get(system)
             plugin = registry.plugins().get(spec.type) if spec else None
-            self._verifiers[system] = (
-                plugin.webhook_verifier(system, spec.settings) if plugin and plugin.webhook_verifier else None
-            )
+            try:
+                self._verifiers[system] = (
+                    plugin.webhook_verifier(system, spec.settings) if plugin and plugin.webhook_verifier else None
+                )
+            except ConnectorConfigError as exc:
+                # A system set up for polling only (e.g. Fxiaoke without notifications): no receiver, so 404.
+                log.info("no webhook receiver for %s: %s", system, exc)
+                self._verifiers[system] = None
         return self._verifiers[system]

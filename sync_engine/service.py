@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from .records import dead_letter
 from .runtime import Runtime
 from .state.inbox import accept_delivery, mark_processed
 from .state.models import Channel, Link
+from .state.models.base import KEY_LEN
 from .state.models.enums import DeadLetterStage, InboxStatus
 from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
 
@@ -67,6 +69,8 @@ class WebhookIntake:
                     )
                 ).first()
                 lock_key = f"record:{known[0]}:{known[1]}" if known else f"{system_name}:{single[0][0]}:{single[0][1]}"
+                if len(lock_key) > KEY_LEN:  # long ids: a digest keeps the key unique and within its column
+                    lock_key = f"{system_name}:sha256:{hashlib.sha256(lock_key.encode()).hexdigest()}"
             accepted = accept_delivery(
                 session, self.queue, system=system_name, dedupe_key=delivery.dedupe_key[:255], headers=headers,
                 body=body.decode("utf-8", "replace"), job_kind="webhook",

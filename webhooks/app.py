@@ -7,10 +7,11 @@ status page also accepts ``?token=`` so a browser can open it.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sync_engine.runtime import Runtime
@@ -21,6 +22,8 @@ from sync_engine.status import collect_status
 
 from .page import render_status_page
 from .receiver import webhook_router
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "server.ops_token is set and was not given"}}
 
 
 def create_app(
@@ -42,7 +45,11 @@ def create_app(
     app.state.runtime = runtime
     app.state.queue = queue
 
-    def require_token(request: Request) -> None:
+    # Declared for the OpenAPI document (security scheme); the check below reads the header itself
+    # so that the status page can take ?token= too.
+    bearer = HTTPBearer(auto_error=False, description="server.ops_token")
+
+    def require_token(request: Request, _credentials: Any = Depends(bearer)) -> None:  # noqa: B008
         if token is None:
             return
         supplied = request.headers.get("authorization", "")
@@ -64,7 +71,7 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], summary="Database reachable, migrations at head, no system refusing our credentials",
-             dependencies=[Depends(require_token)], responses={503: {"description": "Not ready"}})
+             dependencies=[Depends(require_token)], responses={**UNAUTHORIZED, 503: {"description": "Not ready"}})
     def readyz() -> JSONResponse:
         checks: dict[str, Any] = {}
         try:
@@ -84,17 +91,20 @@ def create_app(
     def status() -> dict[str, Any]:
         return collect_status(runtime, next_runs=next_runs() if next_runs else None)
 
-    @app.get("/status", tags=["ops"], summary="Per flow and per system health (JSON)", dependencies=[Depends(require_token)])
+    @app.get("/status", tags=["ops"], summary="Per flow and per system health (JSON)", dependencies=[Depends(require_token)],
+             responses=UNAUTHORIZED)
     def status_json() -> dict[str, Any]:
         return status()
 
     @app.get("/", tags=["ops"], summary="Status page for people", response_class=HTMLResponse,
-             dependencies=[Depends(require_token)])
-    def status_page() -> HTMLResponse:
+             dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+    def status_page(
+        token: Annotated[str | None, Query(description="server.ops_token, for browsers (instead of the header)")] = None,
+    ) -> HTMLResponse:
         return HTMLResponse(render_status_page(status()))
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", dependencies=[Depends(require_token)],
-             response_class=Response)
+             response_class=Response, responses=UNAUTHORIZED)
     def metrics_route() -> Response:
         counts = queue.counts()
         metrics.queue_depth.labels("queued").set(counts.queued)

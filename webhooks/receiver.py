@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import anyio
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from connectors.base import WebhookDelivery, WebhookVerifier
 from connectors.errors import WebhookRejected
+from sync_engine.state.models.base import EXTERNAL_ID_LEN, OBJECT_LEN
+
+from .openapi import WEBHOOK_OPENAPI
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,26 @@ def _is_json_type(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def _unstorable(delivery: WebhookDelivery) -> str | None:
+    """A hint no record could match, that the state database could not even store (PostgreSQL
+    refuses NUL in text and JSONB, and lone surrogates in UTF-8): a 400, not a 500."""
+    for hint in delivery.hints:
+        if len(hint.object) > OBJECT_LEN:
+            return f"object name too long (more than {OBJECT_LEN} characters)"
+        if any(len(i) > EXTERNAL_ID_LEN for i in hint.ids):
+            return f"id too long (more than {EXTERNAL_ID_LEN} characters)"
+        if any(_has_control(text) for text in (hint.object, *hint.ids)):
+            return "object or id contains a control character"
+    if _has_control(delivery.dedupe_key):
+        return "event id contains a control character"
+    return None
+
+
+def _has_control(text: str) -> bool:
+    # Categories Cc (controls, NUL), Cf (format: bidi overrides), Cs (lone surrogates), Co, Cn.
+    return not text.isprintable() or any(unicodedata.category(c).startswith("C") for c in text)
+
+
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _SENSITIVE_HEADERS}
 
@@ -82,6 +107,7 @@ def webhook_router(
     @router.post(
         "/webhooks/{system_name}",
         summary="Receive a change notification from a system",
+        openapi_extra=WEBHOOK_OPENAPI,
         responses={
             200: {"description": "Stored (or a known redelivery) and acknowledged"},
             400: {"description": "Not JSON, or malformed"},
@@ -90,7 +116,12 @@ def webhook_router(
             413: {"description": "Body too large"},
         },
     )
-    async def receive(system_name: str, request: Request) -> Response:
+    async def receive(
+        system_name: Annotated[
+            str, PathParam(description="A system's name from the configuration's `systems:`.", examples=["zoho"])
+        ],
+        request: Request,
+    ) -> Response:
         started = time.perf_counter()
         if len(system_name) > 100:
             return reject("unknown", 404, "unknown_system", "unknown system")
@@ -105,7 +136,7 @@ def webhook_router(
             return reject(system_name, 400, "bad_content_type", "expected Content-Type: application/json")
         try:
             json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[…]]]] nested too deep
             return reject(system_name, 400, "bad_json", "body is not valid JSON")
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
@@ -113,6 +144,10 @@ def webhook_router(
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", system_name, exc.reason)
             return reject(system_name, exc.status, "rejected", exc.reason)
+        unstorable = _unstorable(delivery)
+        if unstorable:
+            log.warning("webhook for %s rejected: %s", system_name, unstorable)
+            return reject(system_name, 400, "rejected", unstorable)
         fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
         count(system_name, "accepted" if fresh else "duplicate")
         observe_ack(system_name, time.perf_counter() - started)

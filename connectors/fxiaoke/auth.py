@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AuthError, TransientError
+from ..secrets import register_secret
 from . import codes
 from .limits import window_safe_bucket
 from .settings import FxiaokeSettings
@@ -165,6 +166,7 @@ class TokenManager:
             expires_at=now + expires_in,
             refresh_at=now + self._refresh_delay(expires_in),
         )
+        register_secret(self._token.value)  # never logged, whatever message happens to contain it
         self.last_error = None
         return self._token
 

@@ -108,7 +108,7 @@ class AplPushVerifier(WebhookVerifier):
             stamp_ms = int(stamp)
         except ValueError:
             raise WebhookRejected(400, "X-Crmsync-Timestamp is not epoch milliseconds") from None
-        if abs(now * 1000 - stamp_ms) > self._window * 1000:
+        if abs(int(now * 1000) - stamp_ms) > self._window * 1000:  # ints: a huge stamp must not overflow a float
             raise WebhookRejected(401, "timestamp outside the accepted clock window")
         try:
             payload = json.loads(body.decode("utf-8"))

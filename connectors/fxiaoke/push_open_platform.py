@@ -171,7 +171,7 @@ class OpenPlatformPushVerifier(WebhookVerifier):
             stamp_ms = int(fields["timeStamp"])
         except ValueError:
             raise WebhookRejected(400, "timeStamp is not epoch milliseconds") from None
-        if abs(now * 1000 - stamp_ms) > self._window * 1000:
+        if abs(int(now * 1000) - stamp_ms) > self._window * 1000:  # ints: a huge stamp must not overflow a float
             raise WebhookRejected(401, "timeStamp outside the accepted clock window")
         try:
             plain = decrypt(fields["content"], self._key)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 #: Documented default gateway; other clouds: open-hwcloud.fxiaoke.com, open-ale.fxiaoke.com,
 #: open-hws.fxiaoke.com, open-ksc.sharecrm.com, open-na.sharecrm.com.
@@ -91,31 +99,44 @@ class NotificationSettings(BaseModel):
         "apl_function: the JSON push sent by the APL function in connectors/fxiaoke/apl_push_function.groovy, "
         "signed with HMAC-SHA256; none: polling only.",
     )
-    token: SecretStr | None = Field(None, description="open_platform: the app's message token (fs.token).")
+    token: SecretStr | None = Field(
+        None, validate_default=True, description="open_platform: the app's message token (fs.token)."
+    )
     encoding_aes_key: SecretStr | None = Field(
-        None, description="open_platform: the 43-character encodingAesKey (fs.encodingAesKey)."
+        None, validate_default=True, description="open_platform: the 43-character encodingAesKey (fs.encodingAesKey)."
     )
     clock_window_seconds: float = Field(
         500.0, gt=0, description="open_platform: largest accepted |now - timeStamp| (the official demo uses 500 s)."
     )
-    apl_secret: SecretStr | None = Field(None, description="apl_function: the shared HMAC secret (≥ 16 characters).")
+    apl_secret: SecretStr | None = Field(
+        None, validate_default=True, description="apl_function: the shared HMAC secret (≥ 16 characters)."
+    )
     apl_clock_window_seconds: float = Field(
         300.0, gt=0, description="apl_function: largest accepted |now - X-Crmsync-Timestamp| in seconds."
     )
 
-    @model_validator(mode="after")
-    def _secrets_for_style(self) -> NotificationSettings:
-        if self.style == "open_platform":
-            if not self.token or not self.token.get_secret_value():
-                raise ValueError("notifications.style open_platform needs notifications.token")
-            key = self.encoding_aes_key.get_secret_value() if self.encoding_aes_key else ""
-            if len(key) != 43:
-                raise ValueError("notifications.encoding_aes_key must be the 43-character encodingAesKey")
-        if self.style == "apl_function":
-            secret = self.apl_secret.get_secret_value() if self.apl_secret else ""
-            if len(secret) < 16:
-                raise ValueError("notifications.style apl_function needs notifications.apl_secret (≥ 16 characters)")
-        return self
+    # Field validators (not one model validator) so that an error names the key to fix;
+    # `style` is declared first, so it is in ``info.data`` when these run.
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("style") == "open_platform" and not (value and value.get_secret_value()):
+            raise ValueError("notifications.style open_platform needs notifications.token")
+        return value
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("style") == "open_platform" and len(value.get_secret_value() if value else "") != 43:
+            raise ValueError("notifications.encoding_aes_key must be the 43-character encodingAesKey")
+        return value
+
+    @field_validator("apl_secret")
+    @classmethod
+    def _apl_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("style") == "apl_function" and len(value.get_secret_value() if value else "") < 16:
+            raise ValueError("notifications.style apl_function needs notifications.apl_secret (≥ 16 characters)")
+        return value
 
 
 class FxiaokeSettings(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import AuthError, ConnectorConfigError, ConnectorError, TransientError
 from ..http import ApiClient, RetryPolicy, with_retries
+from ..secrets import register_secret
 from .protocol import SESSION_COOKIES, LoginResultType, Stub
 from .settings import KingdeeSettings
 
@@ -109,6 +110,8 @@ class Session:
                 self.last_error = "login succeeded but the server sent no session cookie"
                 raise AuthError(self.last_error, system=self._system)
             cookies = {SESSION_COOKIES[0]: str(session_id)}
+        for value in cookies.values():
+            register_secret(str(value))  # a session id is a credential: never logged
         self._generation += 1
         header = "; ".join(f"{name}={value}" for name, value in cookies.items())
         self._ticket = SessionTicket(generation=self._generation, cookie_header=header)

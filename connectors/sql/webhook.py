@@ -72,9 +72,10 @@ class SqlWebhookVerifier(WebhookVerifier):
         signatures = [s.strip() for s in lower.get(SIGNATURE_HEADER, "").split(",") if s.strip()]
         if not timestamp or not signatures:
             raise WebhookRejected(401, "missing X-Crmsync-Timestamp or X-Crmsync-Signature header")
-        if not timestamp.isdigit():
+        if not timestamp.isascii() or not timestamp.isdigit():
             raise WebhookRejected(401, "X-Crmsync-Timestamp is not Unix seconds")
-        if abs(now - int(timestamp)) > self.settings.webhook_tolerance_seconds:
+        # Compared as integers: a 400-digit value would overflow float arithmetic.
+        if abs(int(now) - int(timestamp)) > self.settings.webhook_tolerance_seconds:
             raise WebhookRejected(401, "timestamp outside the accepted window (replay or clock skew)")
         expected = [sign(secret, timestamp, body) for secret in self._secrets]
         if not any(hmac.compare_digest(given, wanted) for given in signatures for wanted in expected):

@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.errors import AuthError, RateLimited, TransientError
 from connectors.http import ApiClient, RetryPolicy, with_retries
+from connectors.secrets import register_secret
 
 from .errors import SYSTEM, describe_body
 from .settings import ZohoSettings
@@ -127,6 +128,7 @@ class TokenManager:
         else:
             lifetime = float(payload.get("expires_in") or 3600)
         self._token = str(payload["access_token"])
+        register_secret(self._token)  # never logged, whatever message happens to contain it
         self._expires_at = self.clock() + lifetime
         # A token shorter-lived than the margin would otherwise be refreshed before every call.
         self._margin = min(self.settings.token_refresh_margin_seconds, lifetime / 4)
