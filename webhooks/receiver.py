@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -34,8 +33,9 @@ class Intake(Protocol):
 
     def channel_token(self, channel_id: str) -> str | None: ...
 
-    def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
-        """Store the delivery and enqueue its job in one transaction; False when it was a duplicate."""
+    async def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
+        """Store the delivery and enqueue its job in one transaction, committed on return; False when it
+        was a duplicate."""
 
 
 class PayloadTooLarge(Exception):
@@ -88,6 +88,7 @@ def webhook_router(
             401: {"description": "Verification failed"},
             404: {"description": "No such system"},
             413: {"description": "Body too large"},
+            503: {"description": "The delivery could not be stored (not acknowledged): deliver it again later"},
         },
     )
     async def receive(system_name: str, request: Request) -> Response:
@@ -113,7 +114,13 @@ def webhook_router(
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", system_name, exc.reason)
             return reject(system_name, exc.status, "rejected", exc.reason)
-        fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
+        try:
+            fresh = await intake.accept(system_name, delivery, safe_headers(headers), body)
+        except Exception:  # not stored, so not acknowledged: the sender delivers it again
+            log.exception("could not store a webhook for %s", system_name)
+            count(system_name, "unavailable")
+            return JSONResponse({"error": "could not store the delivery; retry later"}, status_code=503,
+                                headers={"Retry-After": "5"})
         count(system_name, "accepted" if fresh else "duplicate")
         observe_ack(system_name, time.perf_counter() - started)
         if isinstance(delivery.reply_body, str):
