@@ -101,15 +101,16 @@ def accept_deliveries(
         return []
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     received = utc_now()
+    # executemany (one multi-row INSERT on the wire): compiled once per call, not once per batch size.
     stored = session.execute(
         insert(_inbox)
-        .values([
+        .on_conflict_do_nothing(index_elements=["system", "dedupe_key"])
+        .returning(_inbox.c.id, _inbox.c.system, _inbox.c.dedupe_key),
+        [
             {"system": d.system, "dedupe_key": d.dedupe_key, "received_at": received, "headers": dict(d.headers),
              "body": d.body, "status": InboxStatus.QUEUED}
             for d in deliveries
-        ])
-        .on_conflict_do_nothing(index_elements=["system", "dedupe_key"])
-        .returning(_inbox.c.id, _inbox.c.system, _inbox.c.dedupe_key)
+        ],
     ).all()
     new_ids = {(row.system, row.dedupe_key): row.id for row in stored}
     fresh: list[bool] = []

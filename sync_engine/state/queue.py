@@ -54,6 +54,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -320,7 +321,9 @@ class JobQueue:
         if not jobs:
             return []
         statement = (
-            _dialect_insert_for(self.store)(_jobs)
+            # Core insert, not the dialect's: SQLAlchemy caches its compiled form (this version
+            # caches no postgresql.insert(), so every enqueue pays a fresh compile).
+            insert(_jobs)
             .values(kind=kind, status=JobStatus.QUEUED, priority=priority, run_at=self._now(), attempts=0,
                     max_attempts=self.default_max_attempts, created_at=self._now())
             .returning(_jobs.c.id, sort_by_parameter_order=True)
@@ -659,10 +662,6 @@ class JobQueue:
 
 def _dialect_insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
-def _dialect_insert_for(store: StateStore):
-    return postgresql.insert if store.is_postgres else sqlite.insert
 
 
 def _claimed_job(row: Any) -> ClaimedJob:
