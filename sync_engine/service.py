@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import ChangeHint
-from connectors.errors import ConnectorError
+from connectors.errors import AuthError, ConnectorError
 
 from .engine import SyncEngine
 from .intake import WEBHOOK_PRIORITY, WebhookIntake  # noqa: F401 - part of this module's interface
@@ -27,7 +27,7 @@ from .operations import replay_dead_letters
 from .records import dead_letter
 from .runtime import Runtime
 from .state.inbox import mark_processed
-from .state.models import Channel
+from .state.models import Channel, SystemState
 from .state.models.enums import DeadLetterStage, InboxStatus
 from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
 
@@ -212,7 +212,33 @@ class Worker:
             return {"replayed": len(reports)}
         if job.kind == "renew_channels":
             return await renew_channels(self.rt, payload.get("notify_base"))
+        if job.kind == "check_auth":
+            return await check_auth(self.rt)
         raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+async def check_auth(rt: Runtime) -> dict[str, Any]:
+    """One cheap authenticated call per system: refreshes tokens due for it, and records whether
+    each system accepts our credentials (``/readyz`` and the status page read it), so a refused
+    credential shows before a sync needs it, and a fixed one clears the alarm without a sync."""
+    result: dict[str, list[str]] = {"ok": [], "failed": [], "unavailable": []}
+    for name, connector in rt.connectors.items():
+        try:
+            await connector.check()
+        except AuthError as exc:
+            outcome, error = "failed", str(exc)
+        except ConnectorError as exc:  # an outage says nothing about the credentials
+            log.warning("credential check of %s could not reach it: %s", name, exc)
+            result["unavailable"].append(name)
+            continue
+        else:
+            outcome, error = "ok", None
+        result[outcome].append(name)
+        with rt.store.write() as session:
+            state = session.get(SystemState, name) or SystemState(system=name)
+            state.auth_state, state.auth_error = outcome, error
+            session.add(state)
+    return result
 
 
 async def renew_channels(rt: Runtime, notify_base: str | None) -> dict[str, Any]:
@@ -288,6 +314,9 @@ class Scheduler:
         if any(c.supports_notifications for c in self.rt.connectors.values()):
             self.scheduler.add_job(self._renew, IntervalTrigger(hours=1, timezone="UTC"), id="renew_channels",
                                    next_run_time=datetime.now(UTC))
+        # Token refresh and credential check: every system, at start and then every 30 minutes.
+        self.scheduler.add_job(self._check_auth, IntervalTrigger(minutes=30, timezone="UTC"), id="check_auth",
+                               next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self._rescue, IntervalTrigger(seconds=max(self.rt.config.sync.lease.total_seconds() / 2, 1)),
                                id="rescue")
         self.scheduler.start()
@@ -305,6 +334,9 @@ class Scheduler:
 
     async def _renew(self) -> None:
         await asyncio.to_thread(self.queue.enqueue, "renew_channels", {}, dedupe_key="renew_channels", priority=5)
+
+    async def _check_auth(self) -> None:
+        await asyncio.to_thread(self.queue.enqueue, "check_auth", {}, dedupe_key="check_auth", priority=5)
 
     async def _rescue(self) -> None:
         try:
