@@ -15,7 +15,7 @@ import signal
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import ChangeHint
 from connectors.errors import AuthError, ConnectorError
@@ -27,9 +27,10 @@ from .operations import replay_dead_letters
 from .records import dead_letter
 from .runtime import Runtime
 from .state.inbox import mark_processed
-from .state.models import Channel, SystemState
-from .state.models.enums import DeadLetterStage, InboxStatus
+from .state.models import Channel, Run, SystemState
+from .state.models.enums import DeadLetterStage, InboxStatus, RunStatus
 from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
+from .state.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class Worker:
         (SIGTERM) past the grace period: give them back. A failure: each job records it."""
         ids = [j.id for j in jobs]
         self.leases.hold(ids)
+        if any(j.attempt > 1 for j in jobs):
+            await asyncio.to_thread(self._close_abandoned_runs, ids)
         task = asyncio.create_task(work)
         lost: set[int] = set()
         try:
@@ -171,6 +174,17 @@ class Worker:
                     log.warning("job %s finished after its lease was lost", job.id)
         finally:
             self.leases.drop(ids)
+
+    def _close_abandoned_runs(self, job_ids: list[int]) -> None:
+        """A run record left open by a worker that died mid-job (SIGKILL, lost host) is closed when
+        the job is taken up again, so the status page does not show it running for ever."""
+        with self.rt.store.write() as session:
+            session.execute(
+                update(Run)
+                .where(Run.job_id.in_(job_ids), Run.status == RunStatus.RUNNING)
+                .values(status=RunStatus.FAILED, finished_at=utc_now(),
+                        error="the worker running it stopped before the end (its lease expired); the job was retried")
+            )
 
     def _release(self, job: ClaimedJob) -> None:
         with contextlib.suppress(LeaseLost):
@@ -244,8 +258,6 @@ async def check_auth(rt: Runtime) -> dict[str, Any]:
 async def renew_channels(rt: Runtime, notify_base: str | None) -> dict[str, Any]:
     """Enable or renew push channels (Zoho watch) for systems that support them."""
     import secrets
-
-    from .state.types import utc_now
 
     renewed = []
     base = (notify_base or rt.config.server.base_url).rstrip("/")

@@ -155,8 +155,11 @@ def test_two_serve_processes_run_each_scheduled_slot_once(emulators, pg_database
     slots = [j.unique_key for j in jobs]
     assert len(slots) >= 4, slots
     assert len(slots) == len(set(slots)), f"a slot was enqueued twice: {sorted(slots)}"
-    assert all(j.status == "done" and j.attempts == 1 for j in jobs), jobs
-    assert {j.id: 1 for j in jobs} == dict(runs), f"each slot's pass runs exactly once: {runs}"
+    done = [j for j in jobs if j.status == "done"]
+    assert len(done) >= 3 and all(j.attempts == 1 for j in done), jobs
+    # A slot that fired as the processes were stopping may still wait, unrun (or given back unrun).
+    assert all(j.status == "queued" and j.attempts == 0 for j in jobs if j.status != "done"), jobs
+    assert {j.id: runs[j.id] for j in done} == {j.id: 1 for j in done}, f"each slot's pass runs exactly once: {runs}"
     assert {f"调度测试公司{i}" for i in range(3)} <= zoho_names  # the passes did real work
 
 
@@ -228,4 +231,5 @@ def test_four_worker_processes_drain_webhooks_once_and_rescue_a_killed_one(emula
     assert rescued.attempts == 2, rescued
     assert f":{victim.pid}:" not in rescued.claimed_by, rescued
     assert "lease expired" in (rescued.last_error or ""), rescued
-    assert [r.status for r in runs].count("succeeded") == 1, runs
+    # One run finished the job; the killed attempt's run record (if it got that far) was closed, not left running.
+    assert sorted(r.status for r in runs) in (["succeeded"], ["failed", "succeeded"]), runs
