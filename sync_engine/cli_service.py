@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,16 +14,60 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from .cli_engine import ConfigArg, open_engine, run
 from .engine import SyncEngine
 from .service import Scheduler, Worker, install_stop_handlers
+from .state.db import normalise_url
 from .state.queue import JobQueue
 from .status import collect_status
 
 log = logging.getLogger("crmsync.service")
 out = Console()
 GRACE_SECONDS = 30.0
+#: set by ``serve`` for its worker child: the one process SQLite allows beside serve's receivers
+SERVE_CHILD_ENV = "CRMSYNC_SERVE_WORKERS"
+
+
+def _sqlite_path(config) -> Path | None:
+    url = make_url(normalise_url(config.state.url))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+@contextlib.contextmanager
+def _sole_serve_on_sqlite(config):
+    """SQLite serves one ``serve`` process (its queue has no SKIP LOCKED and one writer at a time):
+    a second one on the same file is refused with a clear message instead of fighting over it."""
+    from .cli import UserError
+
+    path = _sqlite_path(config)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path.with_name(path.name + ".serve.lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another crmsync serve is already using the SQLite state database {path}; SQLite serves one "
+                "process. Use a PostgreSQL state database (state.url: postgresql+psycopg://…) to run several."
+            ) from None
+        yield
+
+
+def _refuse_sqlite_workers(config) -> None:
+    from .cli import UserError
+
+    if _sqlite_path(config) is not None and not os.environ.get(SERVE_CHILD_ENV):
+        raise UserError(
+            "crmsync worker needs a PostgreSQL state database: with SQLite, crmsync serve runs the workers "
+            "itself (--workers N). Set state.url to postgresql+psycopg://… to add worker processes."
+        )
 
 
 async def _rescue_loop(queue: JobQueue, every: float, stopping: asyncio.Event) -> None:
@@ -61,7 +107,7 @@ async def supervise_workers(config_path: Path, workers: int, stopping: asyncio.E
     command = [sys.executable, "-c", "from sync_engine.cli import main; main()", "worker", str(config_path),
                "--workers", str(workers)]
     while not stopping.is_set():
-        child = await asyncio.create_subprocess_exec(*command)
+        child = await asyncio.create_subprocess_exec(*command, env={**os.environ, SERVE_CHILD_ENV: "1"})
         waiter = asyncio.create_task(child.wait())
         stopper = asyncio.create_task(stopping.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -90,6 +136,12 @@ def register(app: typer.Typer) -> None:
         """Webhook receivers, ops routes and the scheduler, with N workers in a supervised child process."""
 
         async def go() -> None:
+            from .cli import load
+
+            with _sole_serve_on_sqlite(load(config_path)):
+                await serve_until_stopped()
+
+        async def serve_until_stopped() -> None:
             from connectors.emulation.server import ThreadedServer
             from webhooks.app import create_app
 
@@ -125,6 +177,9 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", min=1, max=64, help="Async workers in this process."),
     ) -> None:
         """Workers only: more capacity, on this or another host, sharing the PostgreSQL queue."""
+        from .cli import load
+
+        _refuse_sqlite_workers(load(config_path))
 
         async def go() -> None:
             async with open_engine(config_path) as engine:

@@ -10,73 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
-from collections.abc import Mapping
-from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from connectors.base import ChangeHint, WebhookDelivery, WebhookVerifier
-from connectors.errors import ConnectorError
+from connectors.base import ChangeHint
+from connectors.errors import AuthError, ConnectorError
 
 from .engine import SyncEngine
+from .intake import WEBHOOK_PRIORITY, WebhookIntake  # noqa: F401 - part of this module's interface
+from .leases import LeaseKeeper
 from .operations import replay_dead_letters
 from .records import dead_letter
 from .runtime import Runtime
-from .state.inbox import accept_delivery, mark_processed
-from .state.models import Channel, Link
-from .state.models.base import KEY_LEN
-from .state.models.enums import DeadLetterStage, InboxStatus
+from .state.inbox import mark_processed
+from .state.models import Channel, Run, SystemState
+from .state.models.enums import DeadLetterStage, InboxStatus, RunStatus
 from .state.queue import ClaimedJob, JobQueue, LeaseLost, new_worker_id
+from .state.types import utc_now
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PRIORITY = 10  # higher runs first: near-real-time work before backfills
 FLOW_PRIORITY = 0
-
-
-class WebhookIntake:
-    """The receivers' view of the engine: verifiers, channel tokens, and durable acceptance."""
-
-    def __init__(self, runtime: Runtime, queue: JobQueue) -> None:
-        self.rt = runtime
-        self.queue = queue
-
-    def verifier(self, system_name: str) -> WebhookVerifier | None:
-        if system_name not in self.rt.config.systems:
-            return None
-        return self.rt.verifier(system_name)
-
-    def channel_token(self, channel_id: str) -> str | None:
-        with self.rt.store.read() as session:
-            return session.scalar(select(Channel.token).where(Channel.channel_id == channel_id))
-
-    def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
-        hints = [asdict(h) | {"occurred_at": h.occurred_at.isoformat() if h.occurred_at else None} for h in delivery.hints]
-        single = [(h.object, i) for h in delivery.hints for i in h.ids]
-        lock_key = None
-        with self.rt.store.write() as session:
-            if len(single) == 1:
-                # One key per canonical record, so the same company's deliveries from two systems
-                # run one after the other, never at once.
-                known = session.execute(
-                    select(Link.entity, Link.canonical_id).where(
-                        Link.system == system_name, Link.object == single[0][0], Link.external_id == str(single[0][1])
-                    )
-                ).first()
-                lock_key = f"record:{known[0]}:{known[1]}" if known else f"{system_name}:{single[0][0]}:{single[0][1]}"
-                if len(lock_key) > KEY_LEN:  # long ids: a digest keeps the key unique and within its column
-                    lock_key = f"{system_name}:sha256:{hashlib.sha256(lock_key.encode()).hexdigest()}"
-            accepted = accept_delivery(
-                session, self.queue, system=system_name, dedupe_key=delivery.dedupe_key[:255], headers=headers,
-                body=body.decode("utf-8", "replace"), job_kind="webhook",
-                job_payload={"system": system_name, "hints": hints}, lock_key=lock_key, priority=WEBHOOK_PRIORITY,
-            )
-        return not accepted.duplicate
 
 
 def enqueue_flow(queue: JobQueue, flow: str, *, full: bool = False, slot: str | None = None, session=None) -> int:
@@ -113,12 +71,20 @@ class Worker:
         self.done = 0
         #: webhook jobs handled together at most (a burst of deliveries becomes one pass)
         self.webhook_batch = webhook_batch
+        self.leases = LeaseKeeper(queue, self.id, self.lease)
 
     async def run(self) -> None:
+        self.leases.start()
+        try:
+            await self._claim_loop()
+        finally:
+            self.leases.stop()
+
+    async def _claim_loop(self) -> None:
         while not self.stopping.is_set():
             try:
                 jobs = await asyncio.to_thread(self.queue.claim, self.id, lease_seconds=self.lease)
-            except Exception:  # noqa: BLE001 - the database may be away for a while: wait, then retry
+            except Exception:
                 log.exception("claiming jobs failed; retrying")
                 await self._sleep(2.0)
                 continue
@@ -127,9 +93,13 @@ class Worker:
                 continue
             for job in jobs:
                 if job.kind == "webhook":
-                    await self._run_webhooks([job, *await self._more_webhooks()])
+                    batch = [job, *await self._more_webhooks()]
+                    if len(batch) == 1:
+                        await self._supervise(batch, self.execute(job))
+                    else:
+                        await self._supervise(batch, self._execute_webhooks(batch))
                 else:
-                    await self._run_job(job)
+                    await self._supervise([job], self.execute(job))
 
     async def _more_webhooks(self) -> list[ClaimedJob]:
         """Webhook jobs waiting right now, taken together: one fetch per system and one reconcile
@@ -143,41 +113,6 @@ class Worker:
             )
         except Exception:  # noqa: BLE001 - the ones we have are enough to go on with
             return []
-
-    async def _run_webhooks(self, jobs: list[ClaimedJob]) -> None:
-        if len(jobs) == 1:
-            await self._run_job(jobs[0])
-            return
-        task = asyncio.create_task(self._execute_webhooks(jobs))
-        lost: set[int] = set()
-        while not task.done():
-            done, _ = await asyncio.wait({task}, timeout=self.lease / 3)
-            if done:
-                break
-            held = await asyncio.to_thread(self.queue.heartbeat, [j.id for j in jobs], self.id, lease_seconds=self.lease)
-            lost = {j.id for j in jobs} - held
-            if lost:
-                task.cancel()  # some were rescued by another worker: let the rest be retried too
-                break
-        try:
-            await task
-        except asyncio.CancelledError:
-            for job in jobs:
-                if job.id not in lost:
-                    await asyncio.to_thread(self._release, job)
-            if not lost:
-                raise
-            return
-        except Exception as exc:  # noqa: BLE001 - each job records the failure
-            for job in jobs:
-                await asyncio.to_thread(self._fail, job, exc)
-            return
-        for job in jobs:
-            try:
-                await asyncio.to_thread(self.queue.complete, job, {"batched_with": len(jobs)})
-                self.done += 1
-            except LeaseLost:
-                log.warning("job %s finished after its lease was lost", job.id)
 
     async def _execute_webhooks(self, jobs: list[ClaimedJob]) -> None:
         by_system: dict[str, list[ChangeHint]] = {}
@@ -196,33 +131,60 @@ class Worker:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
-    async def _run_job(self, job: ClaimedJob) -> None:
-        task = asyncio.create_task(self.execute(job))
-        lost = False
-        while not task.done():
-            done, _ = await asyncio.wait({task}, timeout=self.lease / 3)
-            if done:
-                break
-            held = await asyncio.to_thread(self.queue.heartbeat, [job.id], self.id, lease_seconds=self.lease)
-            if job.id not in held:
-                lost = True  # rescued by someone else: stop, its new owner redoes it
-                task.cancel()
-                break
+    async def _supervise(self, jobs: list[ClaimedJob], work) -> None:
+        """Run ``work`` for ``jobs`` while the lease keeper's thread holds their leases.
+
+        Some were taken over (our lease ran out): stop, and let the rest be retried too. Stopping
+        (SIGTERM) past the grace period: give them back. A failure: each job records it."""
+        ids = [j.id for j in jobs]
+        self.leases.hold(ids)
+        if any(j.attempt > 1 for j in jobs):
+            await asyncio.to_thread(self._close_abandoned_runs, ids)
+        task = asyncio.create_task(work)
+        lost: set[int] = set()
         try:
-            result = await task
-        except asyncio.CancelledError:
-            if lost:
+            try:
+                while not task.done():
+                    await asyncio.wait({task}, timeout=min(1.0, self.lease / 3))
+                    lost = self.leases.lost(ids)
+                    if lost and not task.done():
+                        log.warning("jobs %s were taken over by another worker; stopping them here", sorted(lost))
+                        task.cancel()
+                        break
+            except asyncio.CancelledError:
+                task.cancel()  # this worker is being stopped: stop the work; its jobs are given back below
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                for job in jobs:
+                    if job.id not in lost:
+                        await asyncio.to_thread(self._release, job)
+                if not lost:
+                    raise
                 return
-            await asyncio.to_thread(self._release, job)
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-            await asyncio.to_thread(self._fail, job, exc)
-            return
-        try:
-            await asyncio.to_thread(self.queue.complete, job, result)
-            self.done += 1
-        except LeaseLost:
-            log.warning("job %s finished after its lease was lost", job.id)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+                for job in jobs:
+                    await asyncio.to_thread(self._fail, job, exc)
+                return
+            for job in jobs:
+                try:
+                    await asyncio.to_thread(self.queue.complete, job, result if len(jobs) == 1 else {"batched_with": len(jobs)})
+                    self.done += 1
+                except LeaseLost:
+                    log.warning("job %s finished after its lease was lost", job.id)
+        finally:
+            self.leases.drop(ids)
+
+    def _close_abandoned_runs(self, job_ids: list[int]) -> None:
+        """A run record left open by a worker that died mid-job (SIGKILL, lost host) is closed when
+        the job is taken up again, so the status page does not show it running for ever."""
+        with self.rt.store.write() as session:
+            session.execute(
+                update(Run)
+                .where(Run.job_id.in_(job_ids), Run.status == RunStatus.RUNNING)
+                .values(status=RunStatus.FAILED, finished_at=utc_now(),
+                        error="the worker running it stopped before the end (its lease expired); the job was retried")
+            )
 
     def _release(self, job: ClaimedJob) -> None:
         with contextlib.suppress(LeaseLost):
@@ -264,14 +226,38 @@ class Worker:
             return {"replayed": len(reports)}
         if job.kind == "renew_channels":
             return await renew_channels(self.rt, payload.get("notify_base"))
+        if job.kind == "check_auth":
+            return await check_auth(self.rt)
         raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+async def check_auth(rt: Runtime) -> dict[str, Any]:
+    """One cheap authenticated call per system: refreshes tokens due for it, and records whether
+    each system accepts our credentials (``/readyz`` and the status page read it), so a refused
+    credential shows before a sync needs it, and a fixed one clears the alarm without a sync."""
+    result: dict[str, list[str]] = {"ok": [], "failed": [], "unavailable": []}
+    for name, connector in rt.connectors.items():
+        try:
+            await connector.check()
+        except AuthError as exc:
+            outcome, error = "failed", str(exc)
+        except ConnectorError as exc:  # an outage says nothing about the credentials
+            log.warning("credential check of %s could not reach it: %s", name, exc)
+            result["unavailable"].append(name)
+            continue
+        else:
+            outcome, error = "ok", None
+        result[outcome].append(name)
+        with rt.store.write() as session:
+            state = session.get(SystemState, name) or SystemState(system=name)
+            state.auth_state, state.auth_error = outcome, error
+            session.add(state)
+    return result
 
 
 async def renew_channels(rt: Runtime, notify_base: str | None) -> dict[str, Any]:
     """Enable or renew push channels (Zoho watch) for systems that support them."""
     import secrets
-
-    from .state.types import utc_now
 
     renewed = []
     base = (notify_base or rt.config.server.base_url).rstrip("/")
@@ -316,7 +302,7 @@ class Scheduler:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
@@ -326,7 +312,7 @@ class Scheduler:
                 return CronTrigger.from_crontab(spec.cron, timezone=spec.timezone)
             # Anchored at the epoch so every scheduler process fires at the same instants.
             return IntervalTrigger(seconds=spec.interval.total_seconds(), timezone="UTC",
-                                   start_date=datetime(1970, 1, 1, tzinfo=timezone.utc))
+                                   start_date=datetime(1970, 1, 1, tzinfo=UTC))
 
         for name, flow in self.rt.config.flows.items():
             if not flow.enabled:
@@ -339,7 +325,10 @@ class Scheduler:
                                        misfire_grace_time=600, coalesce=True, max_instances=1)
         if any(c.supports_notifications for c in self.rt.connectors.values()):
             self.scheduler.add_job(self._renew, IntervalTrigger(hours=1, timezone="UTC"), id="renew_channels",
-                                   next_run_time=datetime.now(timezone.utc))
+                                   next_run_time=datetime.now(UTC))
+        # Token refresh and credential check: every system, at start and then every 30 minutes.
+        self.scheduler.add_job(self._check_auth, IntervalTrigger(minutes=30, timezone="UTC"), id="check_auth",
+                               next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self._rescue, IntervalTrigger(seconds=max(self.rt.config.sync.lease.total_seconds() / 2, 1)),
                                id="rescue")
         self.scheduler.start()
@@ -358,10 +347,13 @@ class Scheduler:
     async def _renew(self) -> None:
         await asyncio.to_thread(self.queue.enqueue, "renew_channels", {}, dedupe_key="renew_channels", priority=5)
 
+    async def _check_auth(self) -> None:
+        await asyncio.to_thread(self.queue.enqueue, "check_auth", {}, dedupe_key="check_auth", priority=5)
+
     async def _rescue(self) -> None:
         try:
             report = await asyncio.to_thread(self.queue.rescue_expired)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("rescuing expired jobs failed")
             return
         if report.requeued or report.dead:
@@ -378,17 +370,17 @@ def slot_name(spec, now=None) -> str:
     Intervals are aligned to the epoch (every process fires at the same instants);
     a cron slot is the fire time at or just before now.
     """
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if spec.interval is not None:
         step = spec.interval.total_seconds()
-        return datetime.fromtimestamp((now.timestamp() + 0.5) // step * step, timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp((now.timestamp() + 0.5) // step * step, UTC).isoformat(timespec="seconds")
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger.from_crontab(spec.cron, timezone=spec.timezone)
     fire = trigger.get_next_fire_time(None, now - timedelta(seconds=59))
-    return (fire or now).astimezone(timezone.utc).isoformat(timespec="seconds")
+    return (fire or now).astimezone(UTC).isoformat(timespec="seconds")
 
 
 def install_stop_handlers(stop) -> None:

@@ -6,8 +6,11 @@ status page also accepts ``?token=`` so a browser can open it.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import Annotated, Any, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -37,13 +40,20 @@ def create_app(
     metrics = runtime.metrics
     token = runtime.config.server.ops_token.get_secret_value() if runtime.config.server.ops_token else None
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(intake.close)  # deliveries already received are written before we stop
+
     app = FastAPI(
+        lifespan=lifespan,
         title="crmsync",
         version="0.1.0",
         description="Webhook receivers for Zoho CRM, Fxiaoke and ERP triggers, and the ops routes of crmsync.",
     )
     app.state.runtime = runtime
     app.state.queue = queue
+    app.state.intake = intake
 
     # Declared for the OpenAPI document (security scheme); the check below reads the header itself
     # so that the status page can take ?token= too.

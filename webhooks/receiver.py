@@ -15,7 +15,6 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Annotated, Protocol
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -39,8 +38,9 @@ class Intake(Protocol):
 
     def channel_token(self, channel_id: str) -> str | None: ...
 
-    def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
-        """Store the delivery and enqueue its job in one transaction; False when it was a duplicate."""
+    async def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
+        """Store the delivery and enqueue its job in one transaction, committed on return; False when it
+        was a duplicate."""
 
 
 class PayloadTooLarge(Exception):
@@ -114,6 +114,7 @@ def webhook_router(
             401: {"description": "Verification failed"},
             404: {"description": "No such system"},
             413: {"description": "Body too large"},
+            503: {"description": "The delivery could not be stored (not acknowledged): deliver it again later"},
         },
     )
     async def receive(
@@ -148,7 +149,13 @@ def webhook_router(
         if unstorable:
             log.warning("webhook for %s rejected: %s", system_name, unstorable)
             return reject(system_name, 400, "rejected", unstorable)
-        fresh = await anyio.to_thread.run_sync(intake.accept, system_name, delivery, safe_headers(headers), body)
+        try:
+            fresh = await intake.accept(system_name, delivery, safe_headers(headers), body)
+        except Exception:  # not stored, so not acknowledged: the sender delivers it again
+            log.exception("could not store a webhook for %s", system_name)
+            count(system_name, "unavailable")
+            return JSONResponse({"error": "could not store the delivery; retry later"}, status_code=503,
+                                headers={"Retry-After": "5"})
         count(system_name, "accepted" if fresh else "duplicate")
         observe_ack(system_name, time.perf_counter() - started)
         if isinstance(delivery.reply_body, str):

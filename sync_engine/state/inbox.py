@@ -6,11 +6,11 @@ recognised by the inbox's unique key and adds no work.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,59 @@ def accept_delivery(
         _inbox.update().where(_inbox.c.id == inbox_id).values(job_id=job_id, status=InboxStatus.QUEUED)
     )
     return AcceptedDelivery(inbox_id, job_id, duplicate=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One verified delivery for :func:`accept_deliveries` (``headers`` already redacted)."""
+
+    system: str
+    dedupe_key: str
+    body: str
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    job_payload: Mapping[str, Any] = field(default_factory=dict)
+    lock_key: str | None = None
+
+
+def accept_deliveries(
+    session: Session, queue: JobQueue, deliveries: Sequence[Delivery], *, job_kind: str, priority: int = 0
+) -> list[bool]:
+    """Store many deliveries and enqueue their jobs in the caller's transaction, in three statements
+    whatever their number (the receivers' group commit). For each delivery: True when it is new,
+    False for a redelivery (already stored, or the same delivery earlier in this batch)."""
+    if not deliveries:
+        return []
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    received = utc_now()
+    # executemany (one multi-row INSERT on the wire): compiled once per call, not once per batch size.
+    stored = session.execute(
+        insert(_inbox)
+        .on_conflict_do_nothing(index_elements=["system", "dedupe_key"])
+        .returning(_inbox.c.id, _inbox.c.system, _inbox.c.dedupe_key),
+        [
+            {"system": d.system, "dedupe_key": d.dedupe_key, "received_at": received, "headers": dict(d.headers),
+             "body": d.body, "status": InboxStatus.QUEUED}
+            for d in deliveries
+        ],
+    ).all()
+    new_ids = {(row.system, row.dedupe_key): row.id for row in stored}
+    fresh: list[bool] = []
+    work: list[tuple[int, Delivery]] = []
+    for d in deliveries:
+        inbox_id = new_ids.pop((d.system, d.dedupe_key), None)  # pop: a second copy in the batch is a duplicate
+        fresh.append(inbox_id is not None)
+        if inbox_id is not None:
+            work.append((inbox_id, d))
+    if work:
+        job_ids = queue.enqueue_many(
+            job_kind, [({**d.job_payload, "inbox_id": inbox_id}, d.lock_key) for inbox_id, d in work],
+            priority=priority, session=session,
+        )
+        session.execute(
+            _inbox.update().where(_inbox.c.id == bindparam("b_inbox")).values(job_id=bindparam("b_job")),
+            [{"b_inbox": inbox_id, "b_job": job_id} for (inbox_id, _), job_id in zip(work, job_ids)],
+        )
+    return fresh
 
 
 def mark_processed(session: Session, inbox_id: int, status: InboxStatus = InboxStatus.PROCESSED) -> None:

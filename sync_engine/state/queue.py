@@ -54,6 +54,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -300,6 +301,38 @@ class JobQueue:
                     return existing
                 # The holder finished between our insert and our look-up: its key is free again.
             raise RuntimeError(f"could not enqueue {kind} job: its dedupe key kept changing hands")
+
+    def enqueue_many(
+        self,
+        kind: str,
+        jobs: Sequence[tuple[Mapping[str, Any], str | None]],
+        *,
+        priority: int = 0,
+        session: Session | None = None,
+    ) -> list[int]:
+        """Add many jobs of one kind, each ``(payload, lock_key)``, in one statement; ids in input order.
+
+        For work without dedupe or unique keys (webhook deliveries, already deduplicated by the
+        inbox), so no insert can conflict: the receivers' group commit enqueues a whole batch
+        of deliveries in one round trip.
+        """
+        if not kind:
+            raise ValueError("a job needs a kind")
+        if not jobs:
+            return []
+        statement = (
+            # Core insert, not the dialect's: SQLAlchemy caches its compiled form (this version
+            # caches no postgresql.insert(), so every enqueue pays a fresh compile).
+            insert(_jobs)
+            .values(kind=kind, status=JobStatus.QUEUED, priority=priority, run_at=self._now(), attempts=0,
+                    max_attempts=self.default_max_attempts, created_at=self._now())
+            .returning(_jobs.c.id, sort_by_parameter_order=True)
+        )
+        rows = [{"payload": dict(payload), "lock_key": lock_key} for payload, lock_key in jobs]
+        with self._transaction(session) as s:
+            ids = list(s.execute(statement, rows).scalars())
+            announce(s)
+        return ids
 
     # -- consuming -------------------------------------------------------
 
