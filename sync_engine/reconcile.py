@@ -55,6 +55,12 @@ class BatchCache:
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
         #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
         self.hold_creates: frozenset[str] = frozenset()
+        #: canonical records created by this batch (not flushed until its matching is done)
+        self.new_records: dict[str, Record] = {}
+        self.matcher: rec.MatchIndex | None = None
+        #: canonical id -> merged values whose match keys must be rewritten at the end of the batch
+        self.rekey: dict[str, dict[str, Any]] = {}
+        self.key_fields: set[str] = set()
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -72,9 +78,10 @@ class BatchCache:
         self.links[link.canonical_id][link.system] = link
 
     def add_record(self, record: Record) -> None:
+        # Flushed with the batch's other new records, before its links (they reference it).
         self.session.add(record)
-        self.session.flush([record])  # before its links and match keys: they reference it
         self.records[record.canonical_id] = record
+        self.new_records[record.canonical_id] = record
 
     def load_records(self, cids: list[str]) -> None:
         wanted = [c for c in cids if c not in self.records]
@@ -144,6 +151,24 @@ def reconcile_batch(
 
     with session.no_autoflush:
         cache.load_links_of(batch)
+        # Map every record first, so the matching index can be read for the whole batch at once.
+        # A record whose mapping failed is mapped again in turn below: a reference to a record
+        # linked earlier in this batch resolves then, as it would have in a one-by-one loop.
+        mapped: dict[int, dict[str, Any] | None] = {}
+        wanted: list[dict[str, str]] = []
+        for change in batch:
+            if change.deleted:
+                continue
+            try:
+                values = rt.mappings.mapper(entity, change.system).to_canonical(change.data, resolver)
+            except (MappingError, UnresolvedReference):
+                continue
+            mapped[id(change)] = values
+            if (change.system, change.object, change.external_id) not in cache.links_by_ext:
+                wanted.append(keys_of(specs, values))
+        cache.matcher = rec.MatchIndex(session, entity, specs)
+        if wanted:
+            cache.matcher.prefetch(wanted)
         for change in batch:
             mapper = rt.mappings.mapper(entity, change.system)
             link = cache.links_by_ext.get((change.system, change.object, change.external_id))
@@ -154,7 +179,7 @@ def reconcile_batch(
                     session.delete(change)  # never synced, or already gone: nothing to do
                 continue
             try:
-                values = mapper.to_canonical(change.data, resolver)
+                values = mapped[id(change)] if id(change) in mapped else mapper.to_canonical(change.data, resolver)
             except MappingError as exc:
                 rec.dead_letter(
                     session, entity=entity, flow=flow_name, system=change.system, object=change.object,
@@ -178,23 +203,32 @@ def reconcile_batch(
                             external_id=change.external_id, status=LinkStatus.ACTIVE)
                 cache.add_link(link)
                 resolver.remember(entity, cid, change.system, change.external_id)
-                # A create of this record in this system, decided but not sent, is moot now.
-                for row in session.scalars(select(OutboxWrite).where(
-                    OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == change.system,
-                    OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
-                )):
-                    row.status = "superseded"
+                # A create of this record in this system, decided but not sent, is moot now
+                # (a record made by this batch has no writes yet).
+                if cid not in cache.new_records:
+                    for row in session.scalars(select(OutboxWrite).where(
+                        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
+                        OutboxWrite.system == change.system,
+                        OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
+                    )):
+                        row.status = "superseded"
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
 
+        # The batch's new records in one INSERT, before the links that reference them.
+        if cache.new_records:
+            session.flush(list(cache.new_records.values()))
         session.flush()
         cache.load_records(list(groups))
+        cache.key_fields = {s.field for s in specs}
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
             for change, _ in items:
                 session.delete(change)
+        if cache.rekey:
+            rec.replace_match_keys_many(session, entity, specs, cache.rekey)
     return outcome
 
 
@@ -221,7 +255,7 @@ def _match_or_create(
 ) -> str | None:
     entity = change.entity
     mine = keys_of(specs, values)
-    found = rec.candidates(session, entity, specs, mine)
+    found = cache.matcher.candidates(mine)
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.
         candidate.systems |= set(cache.links.get(candidate.canonical_id, {}))
@@ -256,8 +290,9 @@ def _match_or_create(
         return cid
     cid = rec.new_canonical_id()
     cache.add_record(Record(entity=entity, canonical_id=cid, values={}, hash=None))
-    # Keys go in now, so later records of this batch (from the other systems) can match this one.
-    rec.add_match_keys(session, entity, cid, specs, values)
+    # Later records of this batch (from the other systems) can match this one. Its keys are
+    # written with its merged values at the end of the batch (a new record is always re-keyed).
+    cache.matcher.add(cid, mine)
     return cid
 
 
@@ -318,8 +353,8 @@ def _reconcile_record(
 
     record.values = result.values
     record.hash = hash_of(result.values)
-    if result.changed & {s.field for s in match_specs(rt, entity)} or not base:
-        rec.replace_match_keys(session, entity, cid, match_specs(rt, entity), result.values)
+    if result.changed & cache.key_fields or not base:
+        cache.rekey[cid] = result.values  # written for the whole batch at its end
     now = utc_now()
     for change, values in observations:
         snapshots[change.system] = rec.save_snapshot(

@@ -2,12 +2,14 @@
 match keys, snapshots and outbox rows."""
 from __future__ import annotations
 
+import bisect
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mapping.canonical import canonical_equal
@@ -98,52 +100,117 @@ def audit(
     )
 
 
-def replace_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
-    session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id == canonical_id))
-    add_match_keys(session, entity, canonical_id, specs, values)
-
-
-def add_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
-    """Index a record's keys. Written at once: the next record of the same batch may match it."""
+def replace_match_keys_many(
+    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT."""
+    ids = list(values_by_id)
+    for part in chunks(ids):
+        session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part)))
     rows = [
-        {"entity": entity, "field": field, "value": key[:255], "canonical_id": canonical_id}
+        {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid}
+        for cid, values in values_by_id.items()
         for field, key in keys_of(specs, values).items()
     ]
     if rows:
         session.execute(MatchKey.__table__.insert(), rows)
 
 
-def candidates(session: Session, entity: str, specs: list[KeySpec], mine: Mapping[str, str]) -> list[Candidate]:
-    """Canonical records sharing a key with ``mine`` — and, for names, a few similar ones
-    (same first two characters) so near-misses reach the review queue. Three queries in all."""
-    if not mine:
-        return []
-    exact = [and_(MatchKey.field == field, MatchKey.value == value[:255]) for field, value in mine.items()]
-    ids = set(session.scalars(select(MatchKey.canonical_id).where(MatchKey.entity == entity, or_(*exact))))
-    weak = [(s.field, mine[s.field]) for s in specs if not s.strong and len(mine.get(s.field, "")) >= 2]
-    for field, value in weak:
-        ids.update(
-            session.scalars(
-                select(MatchKey.canonical_id)
+#: Ids per ``IN (…)`` list: well under every database's limit on bound parameters.
+IN_CHUNK = 500
+
+
+def chunks(items: list, size: int = IN_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MatchIndex:
+    """First-sync matching for a whole batch: what its unlinked records could match is read
+    up front in a few queries (not three per record), and the records the batch creates are
+    added as they are made, so a later record of the batch matches them just the same.
+
+    Equivalent to querying ``match_keys`` before each record: the exact keys, up to
+    :data:`FUZZY_CANDIDATES` similar names (the first by value, as the index returns them),
+    each candidate's keys, and the systems it has an active link in.
+    """
+
+    def __init__(self, session: Session, entity: str, specs: list[KeySpec]) -> None:
+        self.session = session
+        self.entity = entity
+        self.weak = [s.field for s in specs if not s.strong]
+        self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
+        self.similar: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        self.keys: dict[str, dict[str, str]] = defaultdict(dict)
+        self.systems: dict[str, set[str]] = defaultdict(set)
+
+    def prefetch(self, wanted: list[Mapping[str, str]]) -> None:
+        entity = self.entity
+        by_field: dict[str, set[str]] = defaultdict(set)
+        prefixes: set[tuple[str, str]] = set()
+        for mine in wanted:
+            for field, value in mine.items():
+                by_field[field].add(value[:255])
+            for field in self.weak:
+                if len(mine.get(field, "")) >= 2:
+                    prefixes.add((field, mine[field][:2]))
+        ids: set[str] = set()
+        for field, values in by_field.items():
+            for part in chunks(sorted(values)):
+                for value, cid in self.session.execute(
+                    select(MatchKey.value, MatchKey.canonical_id)
+                    .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
+                ):
+                    self.exact[(field, value)].add(cid)
+                    ids.add(cid)
+        for field, prefix in prefixes:
+            rows = self.session.execute(
+                select(MatchKey.value, MatchKey.canonical_id)
                 # A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
                 .where(MatchKey.entity == entity, MatchKey.field == field,
-                       MatchKey.value >= value[:2], MatchKey.value < value[:2] + "\U0010ffff")
+                       MatchKey.value >= prefix, MatchKey.value < prefix + "\U0010ffff")
+                .order_by(MatchKey.value, MatchKey.canonical_id)
                 .limit(FUZZY_CANDIDATES)
-            )
-        )
-    if not ids:
-        return []
-    keys: dict[str, dict[str, str]] = {cid: {} for cid in ids}
-    for row in session.scalars(select(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(ids))):
-        keys[row.canonical_id][row.field] = row.value
-    systems: dict[str, set[str]] = {cid: set() for cid in ids}
-    for cid, system in session.execute(
-        select(Link.canonical_id, Link.system).where(
-            Link.entity == entity, Link.canonical_id.in_(ids), Link.status == LinkStatus.ACTIVE
-        )
-    ):
-        systems[cid].add(system)
-    return [Candidate(cid, keys[cid], systems[cid]) for cid in sorted(ids)]
+            ).all()
+            self.similar[(field, prefix)] = [(v, c) for v, c in rows]
+            ids.update(c for _, c in rows)
+        for part in chunks(sorted(ids)):
+            for cid, field, value in self.session.execute(
+                select(MatchKey.canonical_id, MatchKey.field, MatchKey.value)
+                .where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part))
+            ):
+                self.keys[cid][field] = value
+            for cid, system in self.session.execute(
+                select(Link.canonical_id, Link.system).where(
+                    Link.entity == entity, Link.canonical_id.in_(part), Link.status == LinkStatus.ACTIVE
+                )
+            ):
+                self.systems[cid].add(system)
+
+    def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
+        """A record this batch created: later records of the batch may match it."""
+        for field, value in keys.items():
+            value = value[:255]
+            self.exact[(field, value)].add(canonical_id)
+            self.keys[canonical_id][field] = value
+            if field in self.weak and len(value) >= 2:
+                similar = self.similar.get((field, value[:2]))
+                if similar is not None:
+                    bisect.insort(similar, (value, canonical_id))
+                    del similar[FUZZY_CANDIDATES:]
+
+    def candidates(self, mine: Mapping[str, str]) -> list[Candidate]:
+        if not mine:
+            return []
+        ids: set[str] = set()
+        for field, value in mine.items():
+            ids.update(self.exact.get((field, value[:255]), ()))
+        for field in self.weak:
+            value = mine.get(field, "")
+            if len(value) >= 2:
+                ids.update(cid for _, cid in self.similar.get((field, value[:2]), ()))
+        return [Candidate(cid, dict(self.keys.get(cid, {})), set(self.systems.get(cid, ()))) for cid in sorted(ids)]
 
 
 #: How many similar-name records a match looks at, at most.
