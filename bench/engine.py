@@ -20,6 +20,7 @@ import cProfile
 import io
 import os
 import pstats
+import random
 import sys
 import tempfile
 import textwrap
@@ -35,7 +36,7 @@ from sqlalchemy.engine import make_url
 
 from config.loader import parse_config
 from connectors import registry
-from connectors.emulation.fakedata import FakeData
+from connectors.emulation.fakedata import CITIES, FakeData
 from sync_engine.engine import SyncEngine
 from sync_engine.runtime import Runtime
 from sync_engine.state.db import StateStore
@@ -81,6 +82,23 @@ def throwaway_database(server_url: str) -> tuple[str, Callable[[], None]]:
     return url.set(database=name).render_as_string(hide_password=False), drop
 
 
+#: Name parts: three characters of brand give ~10⁵ names per trade, so names repeat about as
+#: rarely as in a real customer base and similar-name blocks stay small.
+BRAND_CHARS = "华信恒通中科博远瑞丰金桥天成鼎盛星河云启宏达汇智新锐东方联创卓越海纳正泰锦程安和嘉隆兴茂广源泰康永昌德润"
+TRADES = ["科技", "电子", "软件", "制造", "贸易", "医疗器械", "物流", "能源", "信息技术", "精密机械"]
+SUFFIXES = ["有限公司", "股份有限公司", "有限责任公司"]
+EN_SYLLABLES = ["ac", "ve", "lo", "mi", "ra", "to", "ne", "xi", "qu", "an", "or", "el", "is", "um", "ty"]
+EN_TRADES = ["Robotics", "Software", "Medical", "Logistics", "Energy", "Trading"]
+
+
+def company_name(rng: random.Random) -> str:
+    if rng.random() < 0.8:
+        brand = "".join(rng.choice(BRAND_CHARS) for _ in range(3))
+        return f"{rng.choice(CITIES)}{brand}{rng.choice(TRADES)}{rng.choice(SUFFIXES)}"
+    word = "".join(rng.choice(EN_SYLLABLES) for _ in range(3)).title()
+    return f"{word} {rng.choice(EN_TRADES)} {rng.choice(['Co., Ltd.', 'Ltd.', 'Inc.'])}"
+
+
 def seed(fx: MemorySystem, zoho: MemorySystem, n: int, shared: float) -> int:
     """N companies in fx; every 1/shared-th of them keyed in zoho too (to be matched, not copied)."""
     fake = FakeData(seed=7)
@@ -88,10 +106,11 @@ def seed(fx: MemorySystem, zoho: MemorySystem, n: int, shared: float) -> int:
     in_both = 0
     for i in range(n):
         c = fake.company()
-        fx.user_create("AccountObj", {"name": c.name, "uscc": c.tax_id, "tel": c.phone, "industry": c.industry,
+        name = company_name(fake.rng)
+        fx.user_create("AccountObj", {"name": name, "uscc": c.tax_id, "tel": c.phone, "industry": c.industry,
                                       "city": c.city, "web": c.domain})
         if every and i % every == 0:
-            zoho.user_create("Accounts", {"Account_Name": c.name, "Tax_ID": c.tax_id, "Phone": c.phone,
+            zoho.user_create("Accounts", {"Account_Name": name, "Tax_ID": c.tax_id, "Phone": c.phone,
                                           "Industry": c.industry, "Billing_City": c.city, "Website": c.domain})
             in_both += 1
     return in_both

@@ -145,7 +145,7 @@ async def _push_chunk(
                 _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
                 return
         # No await inside: this transaction never interleaves with another system's.
-        with uow.tx() as session, session.no_autoflush:
+        with uow.tx() as session, session.no_autoflush, rec.buffered_audit(session):
             cache = _ApplyCache.load(session, entity, system, [row_id for row_id, _ in planned])
             for (row_id, op), result in zip(planned, results, strict=True):
                 _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache)

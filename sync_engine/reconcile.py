@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mapping.canonical import canonical_hash
@@ -61,6 +61,8 @@ class BatchCache:
         #: canonical id -> merged values whose match keys must be rewritten at the end of the batch
         self.rekey: dict[str, dict[str, Any]] = {}
         self.key_fields: set[str] = set()
+        #: id(staged change) -> its match keys, computed once for the batch's prefetch
+        self.keys: dict[int, dict[str, str]] = {}
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -149,7 +151,7 @@ def reconcile_batch(
     cache = BatchCache(session, entity)
     cache.hold_creates = hold_creates
 
-    with session.no_autoflush:
+    with session.no_autoflush, rec.buffered_audit(session):
         cache.load_links_of(batch)
         # Map every record first, so the matching index can be read for the whole batch at once.
         # A record whose mapping failed is mapped again in turn below: a reference to a record
@@ -165,7 +167,8 @@ def reconcile_batch(
                 continue
             mapped[id(change)] = values
             if (change.system, change.object, change.external_id) not in cache.links_by_ext:
-                wanted.append(keys_of(specs, values))
+                cache.keys[id(change)] = keys = keys_of(specs, values)
+                wanted.append(keys)
         cache.matcher = rec.MatchIndex(session, entity, specs)
         if wanted:
             cache.matcher.prefetch(wanted)
@@ -222,13 +225,16 @@ def reconcile_batch(
         session.flush()
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
+        done: list[int] = []
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
-            for change, _ in items:
-                session.delete(change)
+            done.extend(change.id for change, _ in items)
         if cache.rekey:
             rec.replace_match_keys_many(session, entity, specs, cache.rekey)
+        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one).
+        for part in rec.chunks(done):
+            session.execute(delete(StagedChange).where(StagedChange.id.in_(part)))
     return outcome
 
 
@@ -254,7 +260,7 @@ def _match_or_create(
     values: dict[str, Any], specs: list[KeySpec], run_id, cache: BatchCache,
 ) -> str | None:
     entity = change.entity
-    mine = keys_of(specs, values)
+    mine = cache.keys[id(change)] if id(change) in cache.keys else keys_of(specs, values)
     found = cache.matcher.candidates(mine)
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.

@@ -3,16 +3,18 @@ match keys, snapshots and outbox rows."""
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import TextClause, delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from mapping.canonical import canonical_equal
+from mapping.canonical import canonical_field_equal
 
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
@@ -30,7 +32,7 @@ def field_equality(model: str) -> Callable[[str, Any, Any], bool]:
     """Equality of one canonical field: null == "" and Decimal scale does not matter."""
 
     def equal(field: str, a: Any, b: Any) -> bool:
-        return values_equal(a, b) or canonical_equal({field: a}, {field: b}, model)
+        return values_equal(a, b) or canonical_field_equal(field, a, b, model)
 
     return equal
 
@@ -70,6 +72,10 @@ def dead_letter(
     return row
 
 
+#: session.info key of the audit rows a batch collects (see :func:`buffered_audit`)
+AUDIT_BUFFER = "crmsync_audit_rows"
+
+
 def audit(
     session: Session,
     kind: str,
@@ -84,20 +90,41 @@ def audit(
     details: Mapping[str, Any] | None = None,
     api_call: Mapping[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            kind=kind,
-            entity=entity,
-            canonical_id=canonical_id,
-            system=system,
-            object=object,
-            external_id=external_id,
-            origin=Origin(origin) if origin in Origin._value2member_map_ else None,
-            run_id=run_id,
-            details=dict(details or {}),
-            api_call=dict(api_call) if api_call else None,
-        )
-    )
+    row = {
+        "kind": kind,
+        "entity": entity,
+        "canonical_id": canonical_id,
+        "system": system,
+        "object": object,
+        "external_id": external_id,
+        "origin": Origin(origin) if origin in Origin._value2member_map_ else None,
+        "run_id": run_id,
+        "details": dict(details or {}),
+        "api_call": dict(api_call) if api_call else None,
+        "at": utc_now(),
+    }
+    buffer = session.info.get(AUDIT_BUFFER)
+    if buffer is not None:
+        buffer.append(row)
+    else:
+        session.add(AuditEvent(**row))
+
+
+@contextlib.contextmanager
+def buffered_audit(session: Session) -> Iterator[None]:
+    """Audit events recorded inside the block go in with one multi-row INSERT at its end
+    (in the same transaction), instead of one ORM object each. Nothing in the block reads them."""
+    if AUDIT_BUFFER in session.info:
+        yield  # an outer block writes them
+        return
+    rows: list[dict[str, Any]] = []
+    session.info[AUDIT_BUFFER] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(AUDIT_BUFFER, None)
+    if rows:
+        session.execute(insert(AuditEvent.__table__), rows)
 
 
 def replace_match_keys_many(
@@ -123,6 +150,24 @@ IN_CHUNK = 500
 def chunks(items: list, size: int = IN_CHUNK):
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+#: Name blocks per similar-names statement (SQLite allows 500 terms in a compound SELECT).
+SIMILAR_PER_QUERY = 64
+
+
+@functools.cache
+def _similar_names_sql() -> TextClause:
+    """The first FUZZY_CANDIDATES keys of each of SIMILAR_PER_QUERY name blocks, one UNION ALL.
+
+    A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
+    """
+    branch = (
+        "SELECT {i} AS k, value, canonical_id FROM (SELECT value, canonical_id FROM match_keys"
+        " WHERE entity = :entity AND field = :f{i} AND value >= :lo{i} AND value < :hi{i}"
+        " ORDER BY value, canonical_id LIMIT {limit}) AS s{i}"
+    )
+    return text(" UNION ALL ".join(branch.format(i=i, limit=FUZZY_CANDIDATES) for i in range(SIMILAR_PER_QUERY)))
 
 
 class MatchIndex:
@@ -164,17 +209,19 @@ class MatchIndex:
                 ):
                     self.exact[(field, value)].add(cid)
                     ids.add(cid)
-        for field, prefix in prefixes:
-            rows = self.session.execute(
-                select(MatchKey.value, MatchKey.canonical_id)
-                # A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
-                .where(MatchKey.entity == entity, MatchKey.field == field,
-                       MatchKey.value >= prefix, MatchKey.value < prefix + "\U0010ffff")
-                .order_by(MatchKey.value, MatchKey.canonical_id)
-                .limit(FUZZY_CANDIDATES)
-            ).all()
-            self.similar[(field, prefix)] = [(v, c) for v, c in rows]
-            ids.update(c for _, c in rows)
+        blocks = sorted(prefixes)
+        for part in chunks(blocks, SIMILAR_PER_QUERY):
+            # One statement for many name blocks; padded to a fixed size so it is the same statement every time.
+            padded = part + [part[-1]] * (SIMILAR_PER_QUERY - len(part))
+            params: dict[str, str] = {"entity": entity}
+            for i, (field, prefix) in enumerate(padded):
+                params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
+            found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+            for k, value, cid in self.session.execute(_similar_names_sql(), params):
+                found[k].append((value, cid))
+                ids.add(cid)
+            for i, block in enumerate(part):
+                self.similar[block] = sorted(found.get(i, []))
         for part in chunks(sorted(ids)):
             for cid, field, value in self.session.execute(
                 select(MatchKey.canonical_id, MatchKey.field, MatchKey.value)
