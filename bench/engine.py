@@ -117,8 +117,8 @@ def seed(fx: MemorySystem, zoho: MemorySystem, n: int, shared: float) -> int:
 
 
 class Pass:
-    def __init__(self, label: str, records: int, seconds: float, counts: dict[str, dict[str, int]]) -> None:
-        self.label, self.records, self.seconds, self.counts = label, records, seconds, counts
+    def __init__(self, label: str, records: int, seconds: float, cpu: float, counts: dict[str, dict[str, int]]) -> None:
+        self.label, self.records, self.seconds, self.cpu, self.counts = label, records, seconds, cpu, counts
 
     def counts_of(self, *names: str) -> int:
         return sum(c.get(name, 0) for c in self.counts.values() for name in names)
@@ -144,19 +144,19 @@ async def run_store(store_name: str, url: str, args: argparse.Namespace) -> tupl
         async with runtime:
             for label in ("initial", "no-op"):
                 profiler = cProfile.Profile() if args.profile and label == args.profile_pass else None
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 if profiler:
                     profiler.enable()
                 report = await engine.run_flow("accounts")
                 if profiler:
                     profiler.disable()
-                seconds = time.perf_counter() - started
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
                 if report.errors:
                     raise SystemExit(f"{store_name} {label} pass failed: {report.errors}")
                 counts = {s: dict(c) for s, c in report.counts.items()}
                 # Records read from both systems and carried through the whole pass.
                 records = report.total("read")
-                passes.append(Pass(label, records, seconds, counts))
+                passes.append(Pass(label, records, seconds, cpu, counts))
                 if profiler:
                     out = io.StringIO()
                     pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top + 20)
@@ -189,7 +189,9 @@ async def main_async(args: argparse.Namespace) -> int:
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     figures: dict[str, str] = {"records": str(args.records)}
     print(f"engine: {args.records} accounts in fx ({args.shared:.0%} also in zoho) synced fx ⇄ zoho, page_size={args.page_size} batch={args.batch_size}")
-    print(f"{'store':<10} {'pass':<8} {'records':>8} {'seconds':>9} {'records/s':>10}  counts")
+    # CPU seconds of this process: on a shared machine a steadier figure than wall time
+    # (on PostgreSQL the server's own CPU is not in it).
+    print(f"{'store':<10} {'pass':<8} {'records':>8} {'seconds':>9} {'records/s':>10} {'cpu s':>7} {'rec/cpu s':>10}  counts")
     for store_name in stores:
         with tempfile.TemporaryDirectory() as tmp:
             if store_name == "sqlite":
@@ -202,10 +204,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 drop()
         for p in passes:
             counts = "; ".join(f"{s}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items())) for s, c in sorted(p.counts.items()))
-            print(f"{store_name:<10} {p.label:<8} {p.records:>8} {p.seconds:>9.2f} {p.rate:>10.0f}  {counts}")
+            per_cpu = p.records / p.cpu if p.cpu else float("inf")
+            print(f"{store_name:<10} {p.label:<8} {p.records:>8} {p.seconds:>9.2f} {p.rate:>10.0f} {p.cpu:>7.2f} {per_cpu:>10.0f}  {counts}")
             key = "initial" if p.label == "initial" else "noop"
             figures[f"{store_name}_{key}_records_per_s"] = f"{p.rate:.0f}"
             figures[f"{store_name}_{key}_s"] = f"{p.seconds:.2f}"
+            figures[f"{store_name}_{key}_records_per_cpu_s"] = f"{per_cpu:.0f}"
         if profile_text:
             print(f"\nprofile ({store_name}, {args.profile_pass} pass), top {args.top} by {args.sort} time:")
             print(trim_profile(profile_text, args.top))

@@ -145,7 +145,7 @@ async def _push_chunk(
                 _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
                 return
         # No await inside: this transaction never interleaves with another system's.
-        with uow.tx() as session, session.no_autoflush, rec.buffered_audit(session):
+        with uow.tx() as session, session.no_autoflush, rec.batched_inserts(session):
             cache = _ApplyCache.load(session, entity, system, [row_id for row_id, _ in planned])
             for (row_id, op), result in zip(planned, results, strict=True):
                 _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache)
@@ -242,9 +242,15 @@ def _apply(
     link = cache.links.get(key)
     if row.action == "create":
         if link is None:
-            link = Link(entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
-                        external_id=str(result.external_id), status=LinkStatus.ACTIVE, last_synced_at=utc_now())
-            session.add(link)
+            fields = {"entity": entity, "canonical_id": row.canonical_id, "system": row.system, "object": row.object,
+                      "external_id": str(result.external_id), "status": LinkStatus.ACTIVE,
+                      "last_synced_at": utc_now(), "created_at": utc_now()}
+            buffer = rec.buffer_of(session)
+            if buffer is not None:
+                link = buffer.add(Link, fields)
+            else:
+                link = Link(**fields)
+                session.add(link)
             cache.links[key] = link
         row.external_id = str(result.external_id)
     elif row.action == "delete" and link is not None:

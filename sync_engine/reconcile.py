@@ -151,7 +151,7 @@ def reconcile_batch(
     cache = BatchCache(session, entity)
     cache.hold_creates = hold_creates
 
-    with session.no_autoflush, rec.buffered_audit(session):
+    with session.no_autoflush, rec.batched_inserts(session):
         cache.load_links_of(batch)
         # Map every record first, so the matching index can be read for the whole batch at once.
         # A record whose mapping failed is mapped again in turn below: a reference to a record

@@ -72,8 +72,63 @@ def dead_letter(
     return row
 
 
-#: session.info key of the audit rows a batch collects (see :func:`buffered_audit`)
-AUDIT_BUFFER = "crmsync_audit_rows"
+#: session.info key of the rows a batch collects (see :func:`batched_inserts`)
+BUFFER = "crmsync_batched_inserts"
+
+
+class NewRow:
+    """A row made during a batch and inserted with its kind at the batch's end. Until then it
+    is read and changed like the ORM object it stands for (``status``, ``values``…)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        object.__setattr__(self, "fields", fields)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.fields[name] = value
+
+
+class Buffer:
+    def __init__(self) -> None:
+        # Inserted in this order: links and snapshots reference records (already in), nothing references these.
+        self.rows: dict[Any, list[dict[str, Any]]] = {Link: [], Snapshot: [], OutboxWrite: [], AuditEvent: []}
+
+    def add(self, model: Any, fields: dict[str, Any]) -> NewRow:
+        self.rows[model].append(fields)
+        return NewRow(fields)
+
+    def write(self, session: Session) -> None:
+        for model, rows in self.rows.items():
+            if rows:
+                session.execute(insert(model.__table__), rows)
+
+
+def buffer_of(session: Session) -> Buffer | None:
+    return session.info.get(BUFFER)
+
+
+@contextlib.contextmanager
+def batched_inserts(session: Session) -> Iterator[None]:
+    """New links, snapshots, outbox rows and audit events made inside the block go in with one
+    multi-row INSERT per table at its end (same transaction) instead of one ORM object each.
+    Nothing inside the block queries them back; it keeps the objects it made."""
+    if BUFFER in session.info:
+        yield  # an outer block writes them
+        return
+    buffer = Buffer()
+    session.info[BUFFER] = buffer
+    try:
+        yield
+    finally:
+        session.info.pop(BUFFER, None)
+    buffer.write(session)
 
 
 def audit(
@@ -103,28 +158,11 @@ def audit(
         "api_call": dict(api_call) if api_call else None,
         "at": utc_now(),
     }
-    buffer = session.info.get(AUDIT_BUFFER)
+    buffer = buffer_of(session)
     if buffer is not None:
-        buffer.append(row)
+        buffer.add(AuditEvent, row)
     else:
         session.add(AuditEvent(**row))
-
-
-@contextlib.contextmanager
-def buffered_audit(session: Session) -> Iterator[None]:
-    """Audit events recorded inside the block go in with one multi-row INSERT at its end
-    (in the same transaction), instead of one ORM object each. Nothing in the block reads them."""
-    if AUDIT_BUFFER in session.info:
-        yield  # an outer block writes them
-        return
-    rows: list[dict[str, Any]] = []
-    session.info[AUDIT_BUFFER] = rows
-    try:
-        yield
-    finally:
-        session.info.pop(AUDIT_BUFFER, None)
-    if rows:
-        session.execute(insert(AuditEvent.__table__), rows)
 
 
 def replace_match_keys_many(
@@ -284,8 +322,15 @@ def save_snapshot(
     now = utc_now()
     merged = {**(snap.values if snap else {}), **values}
     if snap is None:
-        snap = Snapshot(entity=entity, canonical_id=canonical_id, system=system, values=merged, hash=hash_of(merged))
-        session.add(snap)
+        fields = {"entity": entity, "canonical_id": canonical_id, "system": system, "values": merged,
+                  "hash": hash_of(merged), "source_modified_at": None, "read_at": None, "written_at": None,
+                  "last_op_key": None, "updated_at": now}
+        buffer = buffer_of(session)
+        if buffer is not None:
+            snap = buffer.add(Snapshot, fields)
+        else:
+            snap = Snapshot(**fields)
+            session.add(snap)
     else:
         snap.values = merged
         snap.hash = hash_of(merged)
@@ -314,20 +359,25 @@ def queue_write(
     origin: str,
     run_id: int | None,
 ) -> OutboxWrite:
-    row = OutboxWrite(
-        op_key=f"{entity}:{canonical_id}:{system}:{uuid.uuid4().hex[:12]}",
-        entity=entity,
-        canonical_id=canonical_id,
-        system=system,
-        object=object,
-        action=action,
-        external_id=external_id,
-        values=dict(values),
-        status="pending",
-        attempts=0,
-        flow=flow,
-        origin=origin,
-        run_id=run_id,
-    )
+    fields = {
+        "op_key": f"{entity}:{canonical_id}:{system}:{uuid.uuid4().hex[:12]}",
+        "entity": entity,
+        "canonical_id": canonical_id,
+        "system": system,
+        "object": object,
+        "action": action,
+        "external_id": external_id,
+        "values": dict(values),
+        "status": "pending",
+        "attempts": 0,
+        "flow": flow,
+        "origin": origin,
+        "run_id": run_id,
+        "created_at": utc_now(),
+    }
+    buffer = buffer_of(session)
+    if buffer is not None:
+        return buffer.add(OutboxWrite, fields)
+    row = OutboxWrite(**fields)
     session.add(row)
     return row
