@@ -74,16 +74,23 @@ class BatchCache:
             ):
                 self.links_by_ext[(system, object, link.external_id)] = link
 
-    def add_link(self, link: Link) -> None:
-        self.session.add(link)
+    def add_link(self, **fields: Any) -> Link:
+        # Inserted with the batch's other new rows at its end (rec.batched_inserts).
+        now = utc_now()
+        link = rec.buffer_of(self.session).add(Link, {**fields, "created_at": now, "last_synced_at": None})
         self.links_by_ext[(link.system, link.object, link.external_id)] = link
         self.links[link.canonical_id][link.system] = link
+        return link
 
-    def add_record(self, record: Record) -> None:
-        # Flushed with the batch's other new records, before its links (they reference it).
-        self.session.add(record)
-        self.records[record.canonical_id] = record
-        self.new_records[record.canonical_id] = record
+    def add_record(self, canonical_id: str) -> None:
+        # Inserted at the batch's end with its merged values (one INSERT, no UPDATE after it).
+        now = utc_now()
+        record = rec.buffer_of(self.session).add(Record, {
+            "entity": self.entity, "canonical_id": canonical_id, "values": {}, "hash": None, "version": 1,
+            "deleted": False, "deleted_at": None, "created_at": now, "updated_at": now,
+        })
+        self.records[canonical_id] = record
+        self.new_records[canonical_id] = record
 
     def load_records(self, cids: list[str]) -> None:
         wanted = [c for c in cids if c not in self.records]
@@ -202,9 +209,8 @@ def reconcile_batch(
                 cid = _match_or_create(rt, session, report, flow_name, change, values, specs, run_id, cache)
                 if cid is None:
                     continue  # waiting in the review queue
-                link = Link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
-                            external_id=change.external_id, status=LinkStatus.ACTIVE)
-                cache.add_link(link)
+                link = cache.add_link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                                      external_id=change.external_id, status=LinkStatus.ACTIVE)
                 resolver.remember(entity, cid, change.system, change.external_id)
                 # A create of this record in this system, decided but not sent, is moot now
                 # (a record made by this batch has no writes yet).
@@ -219,9 +225,6 @@ def reconcile_batch(
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
 
-        # The batch's new records in one INSERT, before the links that reference them.
-        if cache.new_records:
-            session.flush(list(cache.new_records.values()))
         session.flush()
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
@@ -295,7 +298,7 @@ def _match_or_create(
                   details={"reason": decision.reason, "score": decision.candidates[0].score})
         return cid
     cid = rec.new_canonical_id()
-    cache.add_record(Record(entity=entity, canonical_id=cid, values={}, hash=None))
+    cache.add_record(cid)
     # Later records of this batch (from the other systems) can match this one. Its keys are
     # written with its merged values at the end of the batch (a new record is always re-keyed).
     cache.matcher.add(cid, mine)

@@ -18,7 +18,7 @@ from mapping.canonical import canonical_field_equal
 
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
-from .state.models import AuditEvent, DeadLetter, Link, Snapshot
+from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, LinkStatus, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
@@ -97,8 +97,8 @@ class NewRow:
 
 class Buffer:
     def __init__(self) -> None:
-        # Inserted in this order: links and snapshots reference records (already in), nothing references these.
-        self.rows: dict[Any, list[dict[str, Any]]] = {Link: [], Snapshot: [], OutboxWrite: [], AuditEvent: []}
+        # Inserted in this order: records first (links and snapshots reference them).
+        self.rows: dict[Any, list[dict[str, Any]]] = {Record: [], Link: [], Snapshot: [], OutboxWrite: [], AuditEvent: []}
 
     def add(self, model: Any, fields: dict[str, Any]) -> NewRow:
         self.rows[model].append(fields)
@@ -116,7 +116,7 @@ def buffer_of(session: Session) -> Buffer | None:
 
 @contextlib.contextmanager
 def batched_inserts(session: Session) -> Iterator[None]:
-    """New links, snapshots, outbox rows and audit events made inside the block go in with one
+    """New records, links, snapshots, outbox rows and audit events made inside the block go in with one
     multi-row INSERT per table at its end (same transaction) instead of one ORM object each.
     Nothing inside the block queries them back; it keeps the objects it made."""
     if BUFFER in session.info:
