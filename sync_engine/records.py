@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, delete, insert, select, text
+from sqlalchemy import TextClause, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from mapping.canonical import canonical_field_equal
@@ -93,6 +93,21 @@ class NewRow:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.fields[name] = value
+
+
+def load_rows(session: Session, query: Any) -> list[NewRow]:
+    """The rows of a Core query as plain mutable rows: for batches that read many rows and change
+    a few columns (:func:`save_rows` writes them back), without an ORM object each."""
+    return [NewRow(dict(m)) for m in session.execute(query).mappings()]
+
+
+def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
+    """Write ``columns`` of ``rows`` back by id: one executemany UPDATE."""
+    if not rows:
+        return
+    table = model.__table__
+    statement = table.update().where(table.c.id == bindparam("_id")).values({c: bindparam(f"_{c}") for c in columns})
+    session.execute(statement, [{"_id": r.id, **{f"_{c}": r.fields.get(c) for c in columns}} for r in rows])
 
 
 class Buffer:
