@@ -263,7 +263,11 @@ def _match_or_create(
     values: dict[str, Any], specs: list[KeySpec], run_id, cache: BatchCache,
 ) -> str | None:
     entity = change.entity
-    mine = cache.keys[id(change)] if id(change) in cache.keys else keys_of(specs, values)
+    mine = cache.keys.get(id(change))
+    if mine is None:
+        # Mapped only now (its reference was linked earlier in this batch): read what it could match.
+        mine = keys_of(specs, values)
+        cache.matcher.prefetch([mine])
     found = cache.matcher.candidates(mine)
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.

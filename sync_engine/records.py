@@ -239,9 +239,11 @@ class MatchIndex:
         self.weak = [s.field for s in specs if not s.strong]
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
-        self.similar: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.keys: dict[str, dict[str, str]] = defaultdict(dict)
         self.systems: dict[str, set[str]] = defaultdict(set)
+        #: (field, key, canonical id) of the records this batch created
+        self.added: list[tuple[str, str, str]] = []
 
     def prefetch(self, wanted: list[Mapping[str, str]]) -> None:
         entity = self.entity
@@ -262,7 +264,8 @@ class MatchIndex:
                 ):
                     self.exact[(field, value)].add(cid)
                     ids.add(cid)
-        blocks = sorted(prefixes)
+        # A block read before is complete: what the batch created since was added to it (see add()).
+        blocks = sorted(b for b in prefixes if b not in self.similar)
         for part in chunks(blocks, SIMILAR_PER_QUERY):
             # One statement for many name blocks; padded to a fixed size so it is the same statement every time.
             padded = part + [part[-1]] * (SIMILAR_PER_QUERY - len(part))
@@ -273,8 +276,10 @@ class MatchIndex:
             for k, value, cid in self.session.execute(_similar_names_sql(), params):
                 found[k].append((value, cid))
                 ids.add(cid)
-            for i, block in enumerate(part):
-                self.similar[block] = sorted(found.get(i, []))
+            for i, (field, prefix) in enumerate(part):
+                # Records this batch created are not in the table yet (written at its end).
+                made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
+                self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
             for cid, field, value in self.session.execute(
                 select(MatchKey.canonical_id, MatchKey.field, MatchKey.value)
@@ -292,6 +297,7 @@ class MatchIndex:
         """A record this batch created: later records of the batch may match it."""
         for field, value in keys.items():
             value = value[:255]
+            self.added.append((field, value, canonical_id))
             self.exact[(field, value)].add(canonical_id)
             self.keys[canonical_id][field] = value
             if field in self.weak and len(value) >= 2:
