@@ -204,7 +204,7 @@ class _ApplyCache:
     """The outbox rows, snapshots and links one batch of results touches, read in three queries."""
 
     #: the outbox columns applying a result changes
-    COLUMNS = ["status", "error", "done_at", "external_id"]
+    COLUMNS = ("status", "error", "done_at", "external_id")
 
     def __init__(self) -> None:
         self.rows: dict[int, rec.NewRow] = {}
@@ -229,7 +229,7 @@ class _ApplyCache:
         return cache
 
     def save(self, session) -> None:
-        rec.save_rows(session, OutboxWrite, list(self.rows.values()), self.COLUMNS)
+        rec.save_rows(session, OutboxWrite, list(self.rows.values()), list(self.COLUMNS))
 
 
 def _apply(
