@@ -474,6 +474,14 @@ def canonical_equal(a: Mapping[str, Any], b: Mapping[str, Any], entity: str | No
     return normalized(a, entity) == normalized(b, entity)
 
 
+def canonical_field_equal(field: str, a: Any, b: Any, entity: str | None = None) -> bool:
+    """``canonical_equal({field: a}, {field: b}, entity)`` without building and normalising two dicts."""
+    if a is None or b is None:
+        return a is b
+    spec = entity_info(entity).fields.get(field) if entity else None
+    return _normal(a, spec) == _normal(b, spec)
+
+
 def canonical_hash(values: Mapping[str, Any], entity: str | None = None) -> str:
     """Stable SHA-256 of canonical values: key order, decimal scale and null keys do not matter."""
     payload = json.dumps(normalized(values, entity), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

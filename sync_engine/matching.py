@@ -122,12 +122,26 @@ def score(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str
     return best, reason
 
 
+def _strongly_equal(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str, str]) -> bool:
+    """The precondition of a score of 1.0: a strong key equal and none contradicting."""
+    equal = contradicting = False
+    for s in specs:
+        if s.strong and s.field in mine and s.field in theirs:
+            if mine[s.field] == theirs[s.field]:
+                equal = True
+            else:
+                contradicting = True
+    return equal and not contradicting
+
+
 def decide(
     specs: Sequence[KeySpec], mine: Mapping[str, str], candidates: Iterable[Candidate], *, system: str
 ) -> MatchDecision:
     scored: list[Scored] = []
     twins: list[Scored] = []
     for candidate in candidates:
+        if system in candidate.systems and not _strongly_equal(specs, mine, candidate.keys):
+            continue  # cannot score 1.0: not worth comparing names (the costly part) to learn it
         value, reason = score(specs, mine, candidate.keys)
         if system in candidate.systems:
             # It already has its own record in this system: not the same one — unless they share a

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from connectors.base import PullRequest, SourceRecord
@@ -22,6 +22,7 @@ from .context import Report, UnitOfWork
 from .runtime import Runtime
 from .state.models import Cursor, Link, Snapshot
 from .state.models.pipeline import StagedChange
+from .state.types import utc_now
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -85,6 +86,7 @@ def stage_records(
         )
     }
     staged = skipped = 0
+    new_rows: dict[str, dict[str, Any]] = {}  # inserted together at the end, not as ORM objects one by one
     for record in records:
         ext = record.external_id
         if (
@@ -98,10 +100,13 @@ def stage_records(
             skipped += 1  # this version (or a newer one) is already reconciled
             continue
         row = staged_rows.get(ext)
-        if row is not None:
-            if row.modified_at and record.modified_at and record.modified_at < row.modified_at:
+        new = new_rows.get(ext)
+        if row is not None or new is not None:
+            known = row.modified_at if row is not None else new["modified_at"]
+            if known and record.modified_at and record.modified_at < known:
                 skipped += 1  # an older version arriving late: the staged one is newer
                 continue
+        if row is not None:
             row.data = dict(record.data)
             row.modified_at = record.modified_at
             row.deleted = record.deleted
@@ -110,22 +115,23 @@ def stage_records(
             if row.status == "deferred":
                 row.status = "pending"
         else:
-            row = StagedChange(
-                entity=entity,
-                system=system,
-                object=object,
-                external_id=ext,
-                modified_at=record.modified_at,
-                deleted=record.deleted,
-                data=dict(record.data),
-                origin=origin,
-                run_id=run_id,
-                status="pending",
-                attempts=0,
-            )
-            session.add(row)
-            staged_rows[ext] = row
+            new_rows[ext] = {
+                "entity": entity,
+                "system": system,
+                "object": object,
+                "external_id": ext,
+                "modified_at": record.modified_at,
+                "deleted": record.deleted,
+                "data": dict(record.data),
+                "origin": origin,
+                "run_id": run_id,
+                "status": "pending",
+                "attempts": 0,
+                "staged_at": utc_now(),
+            }
         staged += 1
+    if new_rows:
+        session.execute(insert(StagedChange.__table__), list(new_rows.values()))
     return staged, skipped
 
 

@@ -62,10 +62,14 @@ def _create_context(session, entity: str, cids: list[str]) -> dict[str, dict[str
     """Canonical values of the records about to be created somewhere (one query per chunk)."""
     if not cids:
         return {}
-    return {
-        r.canonical_id: dict(r.values or {})
-        for r in session.scalars(select(Record).where(Record.entity == entity, Record.canonical_id.in_(cids)))
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for part in rec.chunks(cids):
+        # Plain rows: the values are only read, ORM objects would cost more than the query.
+        for cid, values in session.execute(
+            select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(part))
+        ):
+            out[cid] = dict(values or {})
+    return out
 
 
 async def _push_chunk(
@@ -77,7 +81,7 @@ async def _push_chunk(
     Walking by id means a write put back for later (an outage) is not retried in the same call."""
     plans: dict[str, list[tuple[int, WriteOp]]] = defaultdict(list)
     with uow.tx() as session:
-        query = select(OutboxWrite).where(
+        query = select(OutboxWrite.__table__).where(
             OutboxWrite.entity == entity, OutboxWrite.status == "pending", OutboxWrite.id > after
         )
         if ids is not None:
@@ -85,7 +89,8 @@ async def _push_chunk(
         query = query.order_by(OutboxWrite.id).limit(PUSH_CHUNK)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
+        # Plain rows, written back with one UPDATE at the end of this block (see the last line).
+        rows = rec.load_rows(session, query)
         resolver = LinkResolver(session)
         waiting = _awaiting_match(session, entity)
         context = _create_context(session, entity, [r.canonical_id for r in rows if r.action == "create"])
@@ -129,6 +134,7 @@ async def _push_chunk(
             plans[row.system].append(
                 (row.id, WriteOp(key=row.op_key, action=row.action, data=data, external_id=row.external_id))
             )
+        rec.save_rows(session, OutboxWrite, rows, ["status", "sent_at", "attempts", "error"])
 
     async def send(system: str, planned: list[tuple[int, WriteOp]]) -> None:
         ops = [op for _, op in planned]
@@ -145,10 +151,11 @@ async def _push_chunk(
                 _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
                 return
         # No await inside: this transaction never interleaves with another system's.
-        with uow.tx() as session, session.no_autoflush:
+        with uow.tx() as session, session.no_autoflush, rec.batched_inserts(session):
             cache = _ApplyCache.load(session, entity, system, [row_id for row_id, _ in planned])
             for (row_id, op), result in zip(planned, results, strict=True):
                 _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache)
+            cache.save(session)
 
     # Each target system works through its own limits; they do not wait for one another.
     await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
@@ -196,15 +203,20 @@ def _fail(rt: Runtime, session, report: Report, row: OutboxWrite, code: str | No
 class _ApplyCache:
     """The outbox rows, snapshots and links one batch of results touches, read in three queries."""
 
+    #: the outbox columns applying a result changes
+    COLUMNS = ("status", "error", "done_at", "external_id")
+
     def __init__(self) -> None:
-        self.rows: dict[int, OutboxWrite] = {}
+        self.rows: dict[int, rec.NewRow] = {}
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         self.links: dict[tuple[str, str], Link] = {}
 
     @classmethod
     def load(cls, session, entity: str, system: str, row_ids: list[int]) -> "_ApplyCache":
         cache = cls()
-        cache.rows = {r.id: r for r in session.scalars(select(OutboxWrite).where(OutboxWrite.id.in_(row_ids)))}
+        cache.rows = {
+            r.id: r for r in rec.load_rows(session, select(OutboxWrite.__table__).where(OutboxWrite.id.in_(row_ids)))
+        }
         cids = list({r.canonical_id for r in cache.rows.values()})
         for snap in session.scalars(select(Snapshot).where(
             Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids)
@@ -216,6 +228,9 @@ class _ApplyCache:
             cache.links[(link.canonical_id, system)] = link
         return cache
 
+    def save(self, session) -> None:
+        rec.save_rows(session, OutboxWrite, list(self.rows.values()), list(self.COLUMNS))
+
 
 def _apply(
     rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id,
@@ -225,7 +240,9 @@ def _apply(
     model = rt.mappings.models[entity]
     if cache is None:
         cache = _ApplyCache.load(session, entity, row.system, [row.id])
-        row = cache.rows[row.id]
+        _apply(rt, session, report, cache.rows[row.id], op, result, run_id, cache)
+        cache.save(session)
+        return
     if not result.ok:
         if result.retryable and row.attempts < rt.config.sync.max_attempts:
             row.status = "pending"
@@ -242,9 +259,15 @@ def _apply(
     link = cache.links.get(key)
     if row.action == "create":
         if link is None:
-            link = Link(entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
-                        external_id=str(result.external_id), status=LinkStatus.ACTIVE, last_synced_at=utc_now())
-            session.add(link)
+            fields = {"entity": entity, "canonical_id": row.canonical_id, "system": row.system, "object": row.object,
+                      "external_id": str(result.external_id), "status": LinkStatus.ACTIVE,
+                      "last_synced_at": utc_now(), "created_at": utc_now()}
+            buffer = rec.buffer_of(session)
+            if buffer is not None:
+                link = buffer.add(Link, fields)
+            else:
+                link = Link(**fields)
+                session.add(link)
             cache.links[key] = link
         row.external_id = str(result.external_id)
     elif row.action == "delete" and link is not None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mapping.canonical import canonical_hash
@@ -55,6 +55,14 @@ class BatchCache:
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
         #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
         self.hold_creates: frozenset[str] = frozenset()
+        #: canonical records created by this batch (not flushed until its matching is done)
+        self.new_records: dict[str, Record] = {}
+        self.matcher: rec.MatchIndex | None = None
+        #: canonical id -> merged values whose match keys must be rewritten at the end of the batch
+        self.rekey: dict[str, dict[str, Any]] = {}
+        self.key_fields: set[str] = set()
+        #: id(staged change) -> its match keys, computed once for the batch's prefetch
+        self.keys: dict[int, dict[str, str]] = {}
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -66,15 +74,23 @@ class BatchCache:
             ):
                 self.links_by_ext[(system, object, link.external_id)] = link
 
-    def add_link(self, link: Link) -> None:
-        self.session.add(link)
+    def add_link(self, **fields: Any) -> Link:
+        # Inserted with the batch's other new rows at its end (rec.batched_inserts).
+        now = utc_now()
+        link = rec.buffer_of(self.session).add(Link, {**fields, "created_at": now, "last_synced_at": None})
         self.links_by_ext[(link.system, link.object, link.external_id)] = link
         self.links[link.canonical_id][link.system] = link
+        return link
 
-    def add_record(self, record: Record) -> None:
-        self.session.add(record)
-        self.session.flush([record])  # before its links and match keys: they reference it
-        self.records[record.canonical_id] = record
+    def add_record(self, canonical_id: str) -> None:
+        # Inserted at the batch's end with its merged values (one INSERT, no UPDATE after it).
+        now = utc_now()
+        record = rec.buffer_of(self.session).add(Record, {
+            "entity": self.entity, "canonical_id": canonical_id, "values": {}, "hash": None, "version": 1,
+            "deleted": False, "deleted_at": None, "created_at": now, "updated_at": now,
+        })
+        self.records[canonical_id] = record
+        self.new_records[canonical_id] = record
 
     def load_records(self, cids: list[str]) -> None:
         wanted = [c for c in cids if c not in self.records]
@@ -142,8 +158,27 @@ def reconcile_batch(
     cache = BatchCache(session, entity)
     cache.hold_creates = hold_creates
 
-    with session.no_autoflush:
+    with session.no_autoflush, rec.batched_inserts(session):
         cache.load_links_of(batch)
+        # Map every record first, so the matching index can be read for the whole batch at once.
+        # A record whose mapping failed is mapped again in turn below: a reference to a record
+        # linked earlier in this batch resolves then, as it would have in a one-by-one loop.
+        mapped: dict[int, dict[str, Any] | None] = {}
+        wanted: list[dict[str, str]] = []
+        for change in batch:
+            if change.deleted:
+                continue
+            try:
+                values = rt.mappings.mapper(entity, change.system).to_canonical(change.data, resolver)
+            except (MappingError, UnresolvedReference):
+                continue
+            mapped[id(change)] = values
+            if (change.system, change.object, change.external_id) not in cache.links_by_ext:
+                cache.keys[id(change)] = keys = keys_of(specs, values)
+                wanted.append(keys)
+        cache.matcher = rec.MatchIndex(session, entity, specs)
+        if wanted:
+            cache.matcher.prefetch(wanted)
         for change in batch:
             mapper = rt.mappings.mapper(entity, change.system)
             link = cache.links_by_ext.get((change.system, change.object, change.external_id))
@@ -154,7 +189,7 @@ def reconcile_batch(
                     session.delete(change)  # never synced, or already gone: nothing to do
                 continue
             try:
-                values = mapper.to_canonical(change.data, resolver)
+                values = mapped[id(change)] if id(change) in mapped else mapper.to_canonical(change.data, resolver)
             except MappingError as exc:
                 rec.dead_letter(
                     session, entity=entity, flow=flow_name, system=change.system, object=change.object,
@@ -174,27 +209,35 @@ def reconcile_batch(
                 cid = _match_or_create(rt, session, report, flow_name, change, values, specs, run_id, cache)
                 if cid is None:
                     continue  # waiting in the review queue
-                link = Link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
-                            external_id=change.external_id, status=LinkStatus.ACTIVE)
-                cache.add_link(link)
+                link = cache.add_link(entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                                      external_id=change.external_id, status=LinkStatus.ACTIVE)
                 resolver.remember(entity, cid, change.system, change.external_id)
-                # A create of this record in this system, decided but not sent, is moot now.
-                for row in session.scalars(select(OutboxWrite).where(
-                    OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.system == change.system,
-                    OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
-                )):
-                    row.status = "superseded"
+                # A create of this record in this system, decided but not sent, is moot now
+                # (a record made by this batch has no writes yet).
+                if cid not in cache.new_records:
+                    for row in session.scalars(select(OutboxWrite).where(
+                        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
+                        OutboxWrite.system == change.system,
+                        OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
+                    )):
+                        row.status = "superseded"
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
 
         session.flush()
         cache.load_records(list(groups))
+        cache.key_fields = {s.field for s in specs}
+        done: list[int] = []
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
-            for change, _ in items:
-                session.delete(change)
+            done.extend(change.id for change, _ in items)
+        if cache.rekey:
+            rec.replace_match_keys_many(session, entity, specs, cache.rekey)
+        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one).
+        for part in rec.chunks(done):
+            session.execute(delete(StagedChange).where(StagedChange.id.in_(part)))
     return outcome
 
 
@@ -220,8 +263,12 @@ def _match_or_create(
     values: dict[str, Any], specs: list[KeySpec], run_id, cache: BatchCache,
 ) -> str | None:
     entity = change.entity
-    mine = keys_of(specs, values)
-    found = rec.candidates(session, entity, specs, mine)
+    mine = cache.keys.get(id(change))
+    if mine is None:
+        # Mapped only now (its reference was linked earlier in this batch): read what it could match.
+        mine = keys_of(specs, values)
+        cache.matcher.prefetch([mine])
+    found = cache.matcher.candidates(mine)
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.
         candidate.systems |= set(cache.links.get(candidate.canonical_id, {}))
@@ -255,9 +302,10 @@ def _match_or_create(
                   details={"reason": decision.reason, "score": decision.candidates[0].score})
         return cid
     cid = rec.new_canonical_id()
-    cache.add_record(Record(entity=entity, canonical_id=cid, values={}, hash=None))
-    # Keys go in now, so later records of this batch (from the other systems) can match this one.
-    rec.add_match_keys(session, entity, cid, specs, values)
+    cache.add_record(cid)
+    # Later records of this batch (from the other systems) can match this one. Its keys are
+    # written with its merged values at the end of the batch (a new record is always re-keyed).
+    cache.matcher.add(cid, mine)
     return cid
 
 
@@ -318,8 +366,8 @@ def _reconcile_record(
 
     record.values = result.values
     record.hash = hash_of(result.values)
-    if result.changed & {s.field for s in match_specs(rt, entity)} or not base:
-        rec.replace_match_keys(session, entity, cid, match_specs(rt, entity), result.values)
+    if result.changed & cache.key_fields or not base:
+        cache.rekey[cid] = result.values  # written for the whole batch at its end
     now = utc_now()
     for change, values in observations:
         snapshots[change.system] = rec.save_snapshot(

@@ -2,19 +2,23 @@
 match keys, snapshots and outbox rows."""
 from __future__ import annotations
 
+import bisect
+import contextlib
+import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import TextClause, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from mapping.canonical import canonical_equal
+from mapping.canonical import canonical_field_equal
 
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
-from .state.models import AuditEvent, DeadLetter, Link, Snapshot
+from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, LinkStatus, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
@@ -28,7 +32,7 @@ def field_equality(model: str) -> Callable[[str, Any, Any], bool]:
     """Equality of one canonical field: null == "" and Decimal scale does not matter."""
 
     def equal(field: str, a: Any, b: Any) -> bool:
-        return values_equal(a, b) or canonical_equal({field: a}, {field: b}, model)
+        return values_equal(a, b) or canonical_field_equal(field, a, b, model)
 
     return equal
 
@@ -68,6 +72,80 @@ def dead_letter(
     return row
 
 
+#: session.info key of the rows a batch collects (see :func:`batched_inserts`)
+BUFFER = "crmsync_batched_inserts"
+
+
+class NewRow:
+    """A row made during a batch and inserted with its kind at the batch's end. Until then it
+    is read and changed like the ORM object it stands for (``status``, ``values``…)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        object.__setattr__(self, "fields", fields)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.fields[name] = value
+
+
+def load_rows(session: Session, query: Any) -> list[NewRow]:
+    """The rows of a Core query as plain mutable rows: for batches that read many rows and change
+    a few columns (:func:`save_rows` writes them back), without an ORM object each."""
+    return [NewRow(dict(m)) for m in session.execute(query).mappings()]
+
+
+def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
+    """Write ``columns`` of ``rows`` back by id: one executemany UPDATE."""
+    if not rows:
+        return
+    table = model.__table__
+    statement = table.update().where(table.c.id == bindparam("_id")).values({c: bindparam(f"_{c}") for c in columns})
+    session.execute(statement, [{"_id": r.id, **{f"_{c}": r.fields.get(c) for c in columns}} for r in rows])
+
+
+class Buffer:
+    def __init__(self) -> None:
+        # Inserted in this order: records first (links and snapshots reference them).
+        self.rows: dict[Any, list[dict[str, Any]]] = {Record: [], Link: [], Snapshot: [], OutboxWrite: [], AuditEvent: []}
+
+    def add(self, model: Any, fields: dict[str, Any]) -> NewRow:
+        self.rows[model].append(fields)
+        return NewRow(fields)
+
+    def write(self, session: Session) -> None:
+        for model, rows in self.rows.items():
+            if rows:
+                session.execute(insert(model.__table__), rows)
+
+
+def buffer_of(session: Session) -> Buffer | None:
+    return session.info.get(BUFFER)
+
+
+@contextlib.contextmanager
+def batched_inserts(session: Session) -> Iterator[None]:
+    """New records, links, snapshots, outbox rows and audit events made inside the block go in with one
+    multi-row INSERT per table at its end (same transaction) instead of one ORM object each.
+    Nothing inside the block queries them back; it keeps the objects it made."""
+    if BUFFER in session.info:
+        yield  # an outer block writes them
+        return
+    buffer = Buffer()
+    session.info[BUFFER] = buffer
+    try:
+        yield
+    finally:
+        session.info.pop(BUFFER, None)
+    buffer.write(session)
+
+
 def audit(
     session: Session,
     kind: str,
@@ -82,68 +160,163 @@ def audit(
     details: Mapping[str, Any] | None = None,
     api_call: Mapping[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            kind=kind,
-            entity=entity,
-            canonical_id=canonical_id,
-            system=system,
-            object=object,
-            external_id=external_id,
-            origin=Origin(origin) if origin in Origin._value2member_map_ else None,
-            run_id=run_id,
-            details=dict(details or {}),
-            api_call=dict(api_call) if api_call else None,
-        )
-    )
+    row = {
+        "kind": kind,
+        "entity": entity,
+        "canonical_id": canonical_id,
+        "system": system,
+        "object": object,
+        "external_id": external_id,
+        "origin": Origin(origin) if origin in Origin._value2member_map_ else None,
+        "run_id": run_id,
+        "details": dict(details or {}),
+        "api_call": dict(api_call) if api_call else None,
+        "at": utc_now(),
+    }
+    buffer = buffer_of(session)
+    if buffer is not None:
+        buffer.add(AuditEvent, row)
+    else:
+        session.add(AuditEvent(**row))
 
 
-def replace_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
-    session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id == canonical_id))
-    add_match_keys(session, entity, canonical_id, specs, values)
-
-
-def add_match_keys(session: Session, entity: str, canonical_id: str, specs: list[KeySpec], values: Mapping[str, Any]) -> None:
-    """Index a record's keys. Written at once: the next record of the same batch may match it."""
+def replace_match_keys_many(
+    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT."""
+    ids = list(values_by_id)
+    for part in chunks(ids):
+        session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part)))
     rows = [
-        {"entity": entity, "field": field, "value": key[:255], "canonical_id": canonical_id}
+        {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid}
+        for cid, values in values_by_id.items()
         for field, key in keys_of(specs, values).items()
     ]
     if rows:
         session.execute(MatchKey.__table__.insert(), rows)
 
 
-def candidates(session: Session, entity: str, specs: list[KeySpec], mine: Mapping[str, str]) -> list[Candidate]:
-    """Canonical records sharing a key with ``mine`` — and, for names, a few similar ones
-    (same first two characters) so near-misses reach the review queue. Three queries in all."""
-    if not mine:
-        return []
-    exact = [and_(MatchKey.field == field, MatchKey.value == value[:255]) for field, value in mine.items()]
-    ids = set(session.scalars(select(MatchKey.canonical_id).where(MatchKey.entity == entity, or_(*exact))))
-    weak = [(s.field, mine[s.field]) for s in specs if not s.strong and len(mine.get(s.field, "")) >= 2]
-    for field, value in weak:
-        ids.update(
-            session.scalars(
-                select(MatchKey.canonical_id)
-                # A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
-                .where(MatchKey.entity == entity, MatchKey.field == field,
-                       MatchKey.value >= value[:2], MatchKey.value < value[:2] + "\U0010ffff")
-                .limit(FUZZY_CANDIDATES)
-            )
-        )
-    if not ids:
-        return []
-    keys: dict[str, dict[str, str]] = {cid: {} for cid in ids}
-    for row in session.scalars(select(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(ids))):
-        keys[row.canonical_id][row.field] = row.value
-    systems: dict[str, set[str]] = {cid: set() for cid in ids}
-    for cid, system in session.execute(
-        select(Link.canonical_id, Link.system).where(
-            Link.entity == entity, Link.canonical_id.in_(ids), Link.status == LinkStatus.ACTIVE
-        )
-    ):
-        systems[cid].add(system)
-    return [Candidate(cid, keys[cid], systems[cid]) for cid in sorted(ids)]
+#: Ids per ``IN (…)`` list: well under every database's limit on bound parameters.
+IN_CHUNK = 500
+
+
+def chunks(items: list, size: int = IN_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+#: Name blocks per similar-names statement (SQLite allows 500 terms in a compound SELECT).
+SIMILAR_PER_QUERY = 64
+
+
+@functools.cache
+def _similar_names_sql() -> TextClause:
+    """The first FUZZY_CANDIDATES keys of each of SIMILAR_PER_QUERY name blocks, one UNION ALL.
+
+    A range, not LIKE: SQLite's LIKE ignores the index (case-insensitive), a range uses it.
+    """
+    branch = (
+        "SELECT {i} AS k, value, canonical_id FROM (SELECT value, canonical_id FROM match_keys"
+        " WHERE entity = :entity AND field = :f{i} AND value >= :lo{i} AND value < :hi{i}"
+        " ORDER BY value, canonical_id LIMIT {limit}) AS s{i}"
+    )
+    return text(" UNION ALL ".join(branch.format(i=i, limit=FUZZY_CANDIDATES) for i in range(SIMILAR_PER_QUERY)))
+
+
+class MatchIndex:
+    """First-sync matching for a whole batch: what its unlinked records could match is read
+    up front in a few queries (not three per record), and the records the batch creates are
+    added as they are made, so a later record of the batch matches them just the same.
+
+    Equivalent to querying ``match_keys`` before each record: the exact keys, up to
+    :data:`FUZZY_CANDIDATES` similar names (the first by value, as the index returns them),
+    each candidate's keys, and the systems it has an active link in.
+    """
+
+    def __init__(self, session: Session, entity: str, specs: list[KeySpec]) -> None:
+        self.session = session
+        self.entity = entity
+        self.weak = [s.field for s in specs if not s.strong]
+        self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
+        self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.keys: dict[str, dict[str, str]] = defaultdict(dict)
+        self.systems: dict[str, set[str]] = defaultdict(set)
+        #: (field, key, canonical id) of the records this batch created
+        self.added: list[tuple[str, str, str]] = []
+
+    def prefetch(self, wanted: list[Mapping[str, str]]) -> None:
+        entity = self.entity
+        by_field: dict[str, set[str]] = defaultdict(set)
+        prefixes: set[tuple[str, str]] = set()
+        for mine in wanted:
+            for field, value in mine.items():
+                by_field[field].add(value[:255])
+            for field in self.weak:
+                if len(mine.get(field, "")) >= 2:
+                    prefixes.add((field, mine[field][:2]))
+        ids: set[str] = set()
+        for field, values in by_field.items():
+            for part in chunks(sorted(values)):
+                for value, cid in self.session.execute(
+                    select(MatchKey.value, MatchKey.canonical_id)
+                    .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
+                ):
+                    self.exact[(field, value)].add(cid)
+                    ids.add(cid)
+        # A block read before is complete: what the batch created since was added to it (see add()).
+        blocks = sorted(b for b in prefixes if b not in self.similar)
+        for part in chunks(blocks, SIMILAR_PER_QUERY):
+            # One statement for many name blocks; padded to a fixed size so it is the same statement every time.
+            padded = part + [part[-1]] * (SIMILAR_PER_QUERY - len(part))
+            params: dict[str, str] = {"entity": entity}
+            for i, (field, prefix) in enumerate(padded):
+                params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
+            found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+            for k, value, cid in self.session.execute(_similar_names_sql(), params):
+                found[k].append((value, cid))
+                ids.add(cid)
+            for i, (field, prefix) in enumerate(part):
+                # Records this batch created are not in the table yet (written at its end).
+                made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
+                self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
+        for part in chunks(sorted(ids)):
+            for cid, field, value in self.session.execute(
+                select(MatchKey.canonical_id, MatchKey.field, MatchKey.value)
+                .where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part))
+            ):
+                self.keys[cid][field] = value
+            for cid, system in self.session.execute(
+                select(Link.canonical_id, Link.system).where(
+                    Link.entity == entity, Link.canonical_id.in_(part), Link.status == LinkStatus.ACTIVE
+                )
+            ):
+                self.systems[cid].add(system)
+
+    def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
+        """A record this batch created: later records of the batch may match it."""
+        for field, value in keys.items():
+            value = value[:255]
+            self.added.append((field, value, canonical_id))
+            self.exact[(field, value)].add(canonical_id)
+            self.keys[canonical_id][field] = value
+            if field in self.weak and len(value) >= 2:
+                similar = self.similar.get((field, value[:2]))
+                if similar is not None:
+                    bisect.insort(similar, (value, canonical_id))
+                    del similar[FUZZY_CANDIDATES:]
+
+    def candidates(self, mine: Mapping[str, str]) -> list[Candidate]:
+        if not mine:
+            return []
+        ids: set[str] = set()
+        for field, value in mine.items():
+            ids.update(self.exact.get((field, value[:255]), ()))
+        for field in self.weak:
+            value = mine.get(field, "")
+            if len(value) >= 2:
+                ids.update(cid for _, cid in self.similar.get((field, value[:2]), ()))
+        return [Candidate(cid, dict(self.keys.get(cid, {})), set(self.systems.get(cid, ()))) for cid in sorted(ids)]
 
 
 #: How many similar-name records a match looks at, at most.
@@ -170,8 +343,15 @@ def save_snapshot(
     now = utc_now()
     merged = {**(snap.values if snap else {}), **values}
     if snap is None:
-        snap = Snapshot(entity=entity, canonical_id=canonical_id, system=system, values=merged, hash=hash_of(merged))
-        session.add(snap)
+        fields = {"entity": entity, "canonical_id": canonical_id, "system": system, "values": merged,
+                  "hash": hash_of(merged), "source_modified_at": None, "read_at": None, "written_at": None,
+                  "last_op_key": None, "updated_at": now}
+        buffer = buffer_of(session)
+        if buffer is not None:
+            snap = buffer.add(Snapshot, fields)
+        else:
+            snap = Snapshot(**fields)
+            session.add(snap)
     else:
         snap.values = merged
         snap.hash = hash_of(merged)
@@ -200,20 +380,25 @@ def queue_write(
     origin: str,
     run_id: int | None,
 ) -> OutboxWrite:
-    row = OutboxWrite(
-        op_key=f"{entity}:{canonical_id}:{system}:{uuid.uuid4().hex[:12]}",
-        entity=entity,
-        canonical_id=canonical_id,
-        system=system,
-        object=object,
-        action=action,
-        external_id=external_id,
-        values=dict(values),
-        status="pending",
-        attempts=0,
-        flow=flow,
-        origin=origin,
-        run_id=run_id,
-    )
+    fields = {
+        "op_key": f"{entity}:{canonical_id}:{system}:{uuid.uuid4().hex[:12]}",
+        "entity": entity,
+        "canonical_id": canonical_id,
+        "system": system,
+        "object": object,
+        "action": action,
+        "external_id": external_id,
+        "values": dict(values),
+        "status": "pending",
+        "attempts": 0,
+        "flow": flow,
+        "origin": origin,
+        "run_id": run_id,
+        "created_at": utc_now(),
+    }
+    buffer = buffer_of(session)
+    if buffer is not None:
+        return buffer.add(OutboxWrite, fields)
+    row = OutboxWrite(**fields)
     session.add(row)
     return row

@@ -1,0 +1,63 @@
+"""MatchIndex: the candidates a batch reads up front are those a query per record would find,
+including records the batch itself created (written to the table only at the batch's end)."""
+from __future__ import annotations
+
+import pytest
+
+from sync_engine.matching import KeySpec
+from sync_engine.records import FUZZY_CANDIDATES, MatchIndex
+from sync_engine.state import migrate
+from sync_engine.state.db import StateStore
+from sync_engine.state.models import Link, Record
+from sync_engine.state.models.pipeline import MatchKey
+
+SPECS = [KeySpec("tax_id", "tax_id", True), KeySpec("name", "company_name_no_region", False)]
+
+
+@pytest.fixture
+def session(tmp_path):
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    migrate.upgrade(store.engine)
+    with store.write() as session:
+        # 25 names in one block (same first two characters), more than a match looks at.
+        for i in range(25):
+            cid = f"db{i:02d}"
+            session.add(Record(entity="account", canonical_id=cid, values={}))
+            session.add(MatchKey(entity="account", field="name", value=f"华信b{i:02d}", canonical_id=cid))
+        session.add(MatchKey(entity="account", field="tax_id", value="91440300X", canonical_id="db24"))
+        session.flush()
+        session.add(Link(entity="account", canonical_id="db24", system="fx", object="AccountObj", external_id="fx-24"))
+        session.flush()
+        yield session
+    store.dispose()
+
+
+def test_exact_keys_and_the_first_similar_names_with_their_keys_and_systems(session):
+    index = MatchIndex(session, "account", SPECS)
+    mine = {"name": "华信z", "tax_id": "91440300X"}
+    index.prefetch([mine])
+    found = {c.canonical_id: c for c in index.candidates(mine)}
+    # the first FUZZY_CANDIDATES of the block by value, plus the exact tax id match (the 25th name)
+    assert set(found) == {f"db{i:02d}" for i in range(FUZZY_CANDIDATES)} | {"db24"}
+    assert found["db24"].keys == {"name": "华信b24", "tax_id": "91440300X"}
+    assert found["db24"].systems == {"fx"} and found["db00"].systems == set()
+
+
+def test_records_created_in_the_batch_are_candidates_before_they_are_written(session):
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([{"name": "华信z"}, {"name": "华信y"}])
+    index.add("new1", {"name": "华信a", "tax_id": "91110000Y"})
+    ids = [c.canonical_id for c in index.candidates({"name": "华信y"})]
+    # "华信a" sorts first in the block: it takes the place of the last of the first twenty
+    assert ids[:1] == ["db00"] and "new1" in ids and f"db{FUZZY_CANDIDATES - 1:02d}" not in ids
+    assert len(ids) == FUZZY_CANDIDATES
+    assert [c.canonical_id for c in index.candidates({"tax_id": "91110000Y"})] == ["new1"]
+
+
+def test_a_block_read_after_the_batch_created_records_in_it_includes_them(session):
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([{"name": "华信z"}])
+    index.add("new2", {"name": "深圳x"})
+    index.prefetch([{"name": "深圳y"}])  # a record mapped late in the batch
+    assert [c.canonical_id for c in index.candidates({"name": "深圳y"})] == ["new2"]
+    assert index.candidates({"name": "星河"}) == []
