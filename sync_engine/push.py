@@ -250,9 +250,13 @@ def _apply(
     elif row.action == "delete" and link is not None:
         link.status = LinkStatus.DELETED
     if row.action != "delete":
+        # The modified time a write returns is not a version we have read: the record may also hold a
+        # user's edit made just before our write and not read yet. Recorded as "seen", it would make
+        # every later read of that version look like our echo and be skipped, and the edit would never
+        # sync. Our own echo is recognised by its values instead (they equal the snapshot).
         cache.snapshots[key] = rec.save_snapshot(
             session, entity=entity, canonical_id=row.canonical_id, system=row.system, values=row.values,
-            modified_at=result.modified_at, action=SnapshotAction.WRITE, op_key=row.op_key,
+            modified_at=None, action=SnapshotAction.WRITE, op_key=row.op_key,
             hash_of=lambda values: canonical_hash(values, model), existing=snapshot, look_up=False,
         )
     counter = {"create": "created", "update": "updated", "delete": "deleted"}[row.action]
