@@ -271,7 +271,15 @@ def _reconcile_record(
     record = cache.records[cid]
     snapshots = cache.snapshots[cid]
     links = cache.links[cid]
-    observations = [(c, v) for c, v in items if v is not None]
+    # A read started before our latest write to that system landed cannot show that write: merged,
+    # its older values would look like that system's own changes and undo the write everywhere (a
+    # webhook run and a pass, or two workers, reading and writing the same record at once). It is
+    # dropped, snapshot untouched: the write moved the record's modified time, so the next read
+    # brings the record back with the write and with any edit made there meanwhile.
+    stale = [c for c, v in items if v is not None and _predates_our_write(c, snapshots.get(c.system))]
+    for change in stale:
+        report.count(change.system, "skipped")
+    observations = [(c, v) for c, v in items if v is not None and c not in stale]
     deletions = [c for c, v in items if v is None]
     hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
 
@@ -339,6 +347,11 @@ def _reconcile_record(
     held = {f for f in frozen if f} | {c.field for c in result.held}
     _plan_writes(rt, session, flow_name, record, links, origin=observations[0][0].origin if observations else "poll",
                  run_id=run_id, equal=equal, held=held, cache=cache)
+
+
+def _predates_our_write(change: StagedChange, snapshot: Snapshot | None) -> bool:
+    return (snapshot is not None and snapshot.written_at is not None and change.staged_at is not None
+            and change.staged_at < snapshot.written_at)
 
 
 def _plan_writes(

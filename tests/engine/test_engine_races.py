@@ -3,6 +3,9 @@ replayed here deterministically with the in-memory systems."""
 from __future__ import annotations
 
 from connectors.base import ChangeHint
+from connectors.errors import ConnectorError
+from sync_engine.pull import stage_records
+from sync_engine.state.types import utc_now
 
 
 def _synced_company(systems):
@@ -34,3 +37,40 @@ async def test_an_edit_made_just_before_our_write_still_syncs(engine, systems):
     await engine.run_all()  # the next poll reads the Zoho record again
     assert fx.records("AccountObj")[rid]["name"] == "深圳市恒通科技股份有限公司"
     assert next(iter(erp.records("BD_Customer").values()))["FName"] == "深圳市恒通科技股份有限公司"
+
+
+async def test_a_read_older_than_our_write_does_not_undo_it(engine, systems):
+    """A webhook run reads and stages Fxiaoke's record; before it merges, another run (another
+    worker) writes an ERP edit into Fxiaoke. The staged copy is older than that write: its old phone
+    is no Fxiaoke edit and must not undo the ERP's."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _synced_company(systems)
+    await engine.run_all()
+    (eid,) = erp.records("BD_Customer")
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"name": "深圳市恒通科技股份有限公司"})  # what the webhook was about
+
+    read_at = utc_now()
+    (stale,) = await fx.fetch("AccountObj", [rid])
+    erp.user_update("BD_Customer", eid, {"FTel": "0755-3"})
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])  # the other worker
+    assert fx.records("AccountObj")[rid]["tel"] == "0755-3"
+    with engine.rt.store.write() as session:  # staged before that write, as the first run did
+        stage_records(session, "account", "fx", "AccountObj", [stale], origin="event", run_id=None, force=True,
+                      fetched_at=read_at)
+    real_pull = fx.pull
+    fx.pull = fxiaoke_unreachable  # so the pass merges the staged copy, not a fresh one
+    await engine.run_all()
+    fx.pull = real_pull
+    assert fx.records("AccountObj")[rid]["tel"] == "0755-3"
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-3"
+    assert erp.records("BD_Customer")[eid]["FTel"] == "0755-3"
+    await engine.run_all()
+    assert fx.records("AccountObj")[rid]["tel"] == "0755-3"
+    # The Fxiaoke edit the stale copy carried still arrives, with the next read.
+    assert zoho.records("Accounts")[zid]["Account_Name"] == "深圳市恒通科技股份有限公司"
+
+
+async def fxiaoke_unreachable(request):
+    raise ConnectorError("fx: connection refused")
+    yield  # an async generator, like every connector's pull
