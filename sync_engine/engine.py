@@ -139,11 +139,10 @@ class SyncEngine:
         for other, other_ids in others.items():
             mapper = self.rt.mappings.mapper(entity, other)
             fetched_at = utc_now()
-            try:
-                records = await self.rt.connector(other).fetch(mapper.object, other_ids, mapper.system_fields())
-            except ConnectorError as exc:
-                report.errors.append(f"{other}: {exc}")
-                continue
+            # No ConnectorError handling here on purpose: merging without this system's current state
+            # would write the other systems' values over an edit made there that we have not seen.
+            # The job fails and is retried; the changes staged so far wait for it (or the next pass).
+            records = await self.rt.connector(other).fetch(mapper.object, other_ids, mapper.system_fields())
             with uow.tx() as session:
                 _, skipped = stage_records(session, entity, other, mapper.object, records, origin=origin,
                                            run_id=report.run_id, fetched_at=fetched_at)

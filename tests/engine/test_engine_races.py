@@ -2,6 +2,8 @@
 replayed here deterministically with the in-memory systems."""
 from __future__ import annotations
 
+import pytest
+
 from connectors.base import ChangeHint
 from connectors.errors import ConnectorError
 from sync_engine.pull import stage_records
@@ -74,3 +76,30 @@ async def test_a_read_older_than_our_write_does_not_undo_it(engine, systems):
 async def fxiaoke_unreachable(request):
     raise ConnectorError("fx: connection refused")
     yield  # an async generator, like every connector's pull
+
+
+async def test_a_webhook_run_that_cannot_read_a_counterpart_writes_nothing_over_it(engine, systems):
+    """An ERP edit arrives by webhook while Zoho, where a user just edited the same field, does not
+    answer: writing the ERP's value into Zoho unread would erase the later Zoho edit for good."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _synced_company(systems)
+    await engine.run_all()
+    (eid,) = erp.records("BD_Customer")
+    (zid,) = zoho.records("Accounts")
+    erp.user_update("BD_Customer", eid, {"FTel": "0755-4"})
+    zoho.user_update("Accounts", zid, {"Phone": "0755-5"})  # later
+
+    real_fetch = zoho.fetch
+
+    async def zoho_down(object, ids, fields=()):
+        raise ConnectorError("zoho: 503 service unavailable")
+
+    zoho.fetch = zoho_down
+    with pytest.raises(ConnectorError):  # the job fails and is retried
+        await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])
+    zoho.fetch = real_fetch
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-5"
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])  # the retry
+    await engine.run_all()
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-5"}
