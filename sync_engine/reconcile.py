@@ -53,6 +53,8 @@ class BatchCache:
         self.links: dict[str, dict[str, Link]] = defaultdict(dict)
         self.frozen: dict[str, set[str]] = defaultdict(set)
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
+        #: (canonical id, system) -> (done_at, canonical fields) of our writes completed after a read began
+        self.late_writes: dict[tuple[str, str], list[tuple[Any, list[str]]]] = defaultdict(list)
         #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
         self.hold_creates: frozenset[str] = frozenset()
 
@@ -107,6 +109,19 @@ class BatchCache:
             )
         ):
             self.outbox[(row.canonical_id, row.system, row.action)].append(row)
+
+    def load_late_writes(self, groups: dict[str, list[tuple[StagedChange, Any]]]) -> None:
+        """Our writes completed since the earliest of these reads started (see _with_our_later_writes)."""
+        started = [c.staged_at for items in groups.values() for c, v in items if v is not None and c.staged_at]
+        if not started:
+            return
+        for cid, system, values, done_at in self.session.execute(
+            select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.done_at).where(
+                OutboxWrite.entity == self.entity, OutboxWrite.canonical_id.in_(list(groups)),
+                OutboxWrite.status == "done", OutboxWrite.done_at >= min(started),
+            )
+        ):
+            self.late_writes[(cid, system)].append((done_at, list(values or {})))
 
 
 def match_specs(rt: Runtime, entity: str) -> list[KeySpec]:
@@ -190,6 +205,7 @@ def reconcile_batch(
 
         session.flush()
         cache.load_records(list(groups))
+        cache.load_late_writes(groups)
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
@@ -271,15 +287,9 @@ def _reconcile_record(
     record = cache.records[cid]
     snapshots = cache.snapshots[cid]
     links = cache.links[cid]
-    # A read started before our latest write to that system landed cannot show that write: merged,
-    # its older values would look like that system's own changes and undo the write everywhere (a
-    # webhook run and a pass, or two workers, reading and writing the same record at once). It is
-    # dropped, snapshot untouched: the write moved the record's modified time, so the next read
-    # brings the record back with the write and with any edit made there meanwhile.
-    stale = [c for c, v in items if v is not None and _predates_our_write(c, snapshots.get(c.system))]
-    for change in stale:
-        report.count(change.system, "skipped")
-    observations = [(c, v) for c, v in items if v is not None and c not in stale]
+    observations = [
+        (c, _with_our_later_writes(cid, c, v, snapshots.get(c.system), cache)) for c, v in items if v is not None
+    ]
     deletions = [c for c, v in items if v is None]
     hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
 
@@ -349,9 +359,21 @@ def _reconcile_record(
                  run_id=run_id, equal=equal, held=held, cache=cache)
 
 
-def _predates_our_write(change: StagedChange, snapshot: Snapshot | None) -> bool:
-    return (snapshot is not None and snapshot.written_at is not None and change.staged_at is not None
-            and change.staged_at < snapshot.written_at)
+def _with_our_later_writes(
+    cid: str, change: StagedChange, values: dict[str, Any], snapshot: Snapshot | None, cache: BatchCache
+) -> dict[str, Any]:
+    """A read started before one of our writes to that system completed may not show the write:
+    merged as it is, its older values for the written fields would look like that system's own
+    changes and undo the write everywhere (a webhook run and a pass, or two workers, reading and
+    writing one record at once). Those fields are taken as we wrote them (the snapshot); the rest
+    of the read, a user's edit among it, merges as usual."""
+    if snapshot is None or change.staged_at is None:
+        return values
+    written = {
+        f for done_at, fields in cache.late_writes.get((cid, change.system), [])
+        if done_at >= change.staged_at for f in fields
+    }
+    return {**values, **{f: snapshot.values[f] for f in written if f in values and f in snapshot.values}}
 
 
 def _plan_writes(
