@@ -450,6 +450,12 @@ def _apply_delete(
     # propagate
     record.deleted = True
     record.deleted_at = utc_now()
+    # A create decided before the delete and not sent yet would bring the record back in that system.
+    for row in session.scalars(select(OutboxWrite).where(
+        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.action == "create",
+        OutboxWrite.status.in_(("pending", "deferred")),
+    )):
+        row.status = "superseded"
     for target in write_targets(rt, flow_name):
         other = links.get(target)
         if target == change.system or other is None or other.status != LinkStatus.ACTIVE:

@@ -104,3 +104,24 @@ async def test_a_webhook_run_that_cannot_read_a_counterpart_writes_nothing_over_
     assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
             erp.records("BD_Customer")[eid]["FTel"]} == {"0755-5"}
 
+
+async def test_a_delete_cancels_a_create_not_sent_yet(engine, systems):
+    """Created in Fxiaoke, copied to Zoho; the ERP copy waits (the ERP did not answer). The company is
+    then deleted in Zoho: the waiting create must not bring it into the ERP."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    real_push = erp.push
+
+    async def erp_down(object, ops):
+        raise ConnectorError("erp: 503 service unavailable")
+
+    erp.push = erp_down
+    _synced_company(systems)
+    await engine.run_all()
+    assert erp.records("BD_Customer") == {} and len(zoho.records("Accounts")) == 1
+    erp.push = real_push
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    await engine.run_all()
+    await engine.run_all()
+    assert erp.records("BD_Customer") == {}
+    assert fx.records("AccountObj") == {}
