@@ -15,7 +15,7 @@ from mapping.canonical import canonical_equal
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
 from .state.models import AuditEvent, DeadLetter, Link, Snapshot
-from .state.models.enums import DeadLetterStage, LinkStatus, Origin, SnapshotAction
+from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
 
@@ -137,10 +137,10 @@ def candidates(session: Session, entity: str, specs: list[KeySpec], mine: Mappin
     for row in session.scalars(select(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(ids))):
         keys[row.canonical_id][row.field] = row.value
     systems: dict[str, set[str]] = {cid: set() for cid in ids}
+    # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so one
+    # whose copy there was deleted cannot take another record of that system without a person.
     for cid, system in session.execute(
-        select(Link.canonical_id, Link.system).where(
-            Link.entity == entity, Link.canonical_id.in_(ids), Link.status == LinkStatus.ACTIVE
-        )
+        select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(ids))
     ):
         systems[cid].add(system)
     return [Candidate(cid, keys[cid], systems[cid]) for cid in sorted(ids)]

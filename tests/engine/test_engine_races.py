@@ -125,3 +125,25 @@ async def test_a_delete_cancels_a_create_not_sent_yet(engine, systems):
     await engine.run_all()
     assert erp.records("BD_Customer") == {}
     assert fx.records("AccountObj") == {}
+
+
+async def test_a_new_record_matching_one_whose_copy_there_was_deleted_waits_for_a_person(engine, systems):
+    """Its link to the deleted copy still holds the record's one place in that system: linking the
+    newcomer too broke the links' unique key, failing every pass and webhook job from then on."""
+    from sqlalchemy import select
+
+    from sync_engine.state.models import Review
+
+    fx, zoho = systems["fx"], systems["zoho"]
+    _synced_company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    await engine.run_all()
+    assert fx.records("AccountObj") == {}
+    zoho.user_create("Accounts", {"Account_Name": "深圳市恒通科技有限公司", "Tax_ID": "91440300MA5F000001", "Phone": "1"})
+    report = (await engine.run_all())[0]
+    assert not any("IntegrityError" in e for e in report.errors), report.errors
+    with engine.rt.store.read() as session:
+        reviews = list(session.scalars(select(Review)))
+    assert [r.kind for r in reviews] == ["match"]
