@@ -307,6 +307,9 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
     mapper = rt.mappings.mapper(entity, system)
     model = rt.mappings.models[entity]
     equal = rec.field_equality(model)
+    from .reconcile import match_specs  # reconcile's matching rules; imported here to keep modules apart
+
+    strong = [spec.field for spec in match_specs(rt, entity) if spec.strong]
     with uow.tx() as session:
         rows = {row_id: session.get(OutboxWrite, row_id) for row_id in row_ids}
         # Where to look from, in the *target's* clock (ours may be skewed from it): where our
@@ -333,7 +336,11 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
                     continue
                 for row_id, row in list(waiting.items()):
                     comparable = [f for f in row.values if f in values]
-                    if comparable and all(equal(f, row.values[f], values[f]) for f in comparable):
+                    # A user may have edited our new record already: a strong key (tax id, domain, …)
+                    # it shares with what we sent, unlinked as it is, identifies it as well.
+                    same_key = any(row.values.get(f) not in (None, "") and equal(f, row.values[f], values.get(f))
+                                   for f in strong)
+                    if same_key or (comparable and all(equal(f, row.values[f], values[f]) for f in comparable)):
                         row = session.get(OutboxWrite, row_id)
                         _apply(rt, session, report, row, WriteOp(key=row.op_key, action="create"),
                                WriteResult(key=row.op_key, ok=True, external_id=record.external_id,
