@@ -55,6 +55,8 @@ class BatchCache:
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
         #: (canonical id, system) -> (done_at, canonical fields) of our writes completed after a read began
         self.late_writes: dict[tuple[str, str], list[tuple[Any, list[str]]]] = defaultdict(list)
+        #: reads whose version must not count as seen (they disagreed with a later write of ours)
+        self.unsettled: set[int] = set()
         #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
         self.hold_creates: frozenset[str] = frozenset()
 
@@ -342,7 +344,8 @@ def _reconcile_record(
     for change, values in observations:
         snapshots[change.system] = rec.save_snapshot(
             session, entity=entity, canonical_id=cid, system=change.system, values=values,
-            modified_at=change.modified_at, action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
+            modified_at=None if id(change) in cache.unsettled else change.modified_at,
+            action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
             look_up=False,
         )
         link = links.get(change.system)
@@ -366,14 +369,21 @@ def _with_our_later_writes(
     merged as it is, its older values for the written fields would look like that system's own
     changes and undo the write everywhere (a webhook run and a pass, or two workers, reading and
     writing one record at once). Those fields are taken as we wrote them (the snapshot); the rest
-    of the read, a user's edit among it, merges as usual."""
+    of the read, a user's edit among it, merges as usual.
+
+    Where the read disagrees with our write, it may also be a user's edit made after the write: the
+    read then is not kept as a version seen (see ``_reconcile_record``), so the next read of the
+    record is merged in full and brings that edit."""
     if snapshot is None or change.staged_at is None:
         return values
     written = {
         f for done_at, fields in cache.late_writes.get((cid, change.system), [])
         if done_at >= change.staged_at for f in fields
     }
-    return {**values, **{f: snapshot.values[f] for f in written if f in values and f in snapshot.values}}
+    ours = {f: snapshot.values[f] for f in written if f in values and f in snapshot.values}
+    if any(values[f] != v for f, v in ours.items()):
+        cache.unsettled.add(id(change))
+    return {**values, **ours}
 
 
 def _plan_writes(

@@ -147,3 +147,29 @@ async def test_a_new_record_matching_one_whose_copy_there_was_deleted_waits_for_
     with engine.rt.store.read() as session:
         reviews = list(session.scalars(select(Review)))
     assert [r.kind for r in reviews] == ["match"]
+
+
+async def test_a_users_edit_right_after_our_write_is_not_mistaken_for_an_old_read(engine, systems):
+    """The read began before our write was recorded, but ran after it, and shows a user's newer
+    edit of the field we wrote. That field is taken as we wrote it for now; the read must not count
+    as seen, so the next read brings the user's edit."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _synced_company(systems)
+    await engine.run_all()
+    (eid,) = erp.records("BD_Customer")
+    (zid,) = zoho.records("Accounts")
+    read_at = utc_now()
+    erp.user_update("BD_Customer", eid, {"FTel": "0755-6"})
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])  # our write into Fxiaoke
+    fx.user_update("AccountObj", rid, {"tel": "0755-7"})  # the user's edit right after it
+    (fresh,) = await fx.fetch("AccountObj", [rid])
+    with engine.rt.store.write() as session:
+        stage_records(session, "account", "fx", "AccountObj", [fresh], origin="event", run_id=None, force=True,
+                      fetched_at=read_at)
+    real_pull = fx.pull
+    fx.pull = fxiaoke_unreachable
+    await engine.run_all()
+    fx.pull = real_pull
+    await engine.run_all()
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-7"}
