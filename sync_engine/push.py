@@ -312,6 +312,16 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
     strong = [spec.field for spec in match_specs(rt, entity) if spec.strong]
     with uow.tx() as session:
         rows = {row_id: session.get(OutboxWrite, row_id) for row_id in row_ids}
+        # Linked there meanwhile (matched to the record a user or an earlier send made): sending the
+        # create again would only add a twin of it.
+        linked = set(session.scalars(select(Link.canonical_id).where(
+            Link.entity == entity, Link.system == system,
+            Link.canonical_id.in_([r.canonical_id for r in rows.values()]),
+        )))
+        for row_id, row in list(rows.items()):
+            if row.canonical_id in linked:
+                row.status = "superseded"
+                del rows[row_id]
         # Where to look from, in the *target's* clock (ours may be skewed from it): where our
         # last completed read of that object ended. Anything we created since is after it.
         marks = [

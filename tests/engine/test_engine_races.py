@@ -173,3 +173,26 @@ async def test_a_users_edit_right_after_our_write_is_not_mistaken_for_an_old_rea
     await engine.run_all()
     assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
             erp.records("BD_Customer")[eid]["FTel"]} == {"0755-7"}
+
+
+async def test_a_create_in_doubt_for_a_record_linked_there_meanwhile_is_not_sent_again(engine, systems):
+    """A worker died with a Zoho create in doubt; the company was then linked to a Zoho record by
+    matching. Recovery must not send the create again (a twin in Zoho)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from sync_engine import records as rec
+    from sync_engine.state.models import Link
+
+    zoho = systems["zoho"]
+    _synced_company(systems)
+    await engine.run_all()
+    with engine.rt.store.write() as session:
+        cid = session.scalar(select(Link.canonical_id).where(Link.system == "zoho"))
+        row = rec.queue_write(session, entity="account", canonical_id=cid, system="zoho", object="Accounts",
+                              action="create", external_id=None, values={"name": "深圳市恒通科技有限公司"},
+                              flow="accounts", origin="poll", run_id=None)
+        row.status, row.sent_at = "sent", utc_now() - timedelta(hours=1)
+    await engine.run_all()
+    assert len(zoho.records("Accounts")) == 1
