@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -751,7 +752,7 @@ def run(args) -> dict:
             "reconciliation_writes": reconcile_writes, "reconciliation_errors": reconcile_errors[:10],
             "echo_writes": dict(echo_writes), "echo_pass_errors": echo_errors[:10],
             "serve_log_tracebacks": (workdir / "serve.log").read_text(encoding="utf-8").count("Traceback"),
-            "serve_log": str(workdir / "serve.log"),
+            "serve_log": str(workdir / "serve.log") if args.keep else None,
         })
         return result
     finally:
@@ -766,6 +767,7 @@ def run(args) -> dict:
         else:
             with contextlib.suppress(Exception):
                 drop_db()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def print_report(r: dict) -> None:
