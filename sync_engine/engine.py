@@ -96,11 +96,12 @@ class SyncEngine:
         with self._recorded_run(flow_name, kind, job_id) as (uow, report):
             entity = self.rt.flow(flow_name).entity
             mapper = self.rt.mappings.mapper(entity, system)
+            fetched_at = utc_now()
             records = await self.rt.connector(system).fetch(mapper.object, ids, mapper.system_fields())
             with uow.tx() as session:
                 staged, skipped = stage_records(
                     session, entity, system, mapper.object, records, origin=origin, run_id=report.run_id,
-                    force=origin == "replay",
+                    force=origin == "replay", fetched_at=fetched_at,
                 )
             report.count(system, "read", len(records))
             report.count(system, "skipped", skipped)
@@ -138,13 +139,14 @@ class SyncEngine:
                         others[link.system].append(link.external_id)
         for other, other_ids in others.items():
             mapper = self.rt.mappings.mapper(entity, other)
-            try:
-                records = await self.rt.connector(other).fetch(mapper.object, other_ids, mapper.system_fields())
-            except ConnectorError as exc:
-                report.errors.append(f"{other}: {exc}")
-                continue
+            fetched_at = utc_now()
+            # No ConnectorError handling here on purpose: merging without this system's current state
+            # would write the other systems' values over an edit made there that we have not seen.
+            # The job fails and is retried; the changes staged so far wait for it (or the next pass).
+            records = await self.rt.connector(other).fetch(mapper.object, other_ids, mapper.system_fields())
             with uow.tx() as session:
-                _, skipped = stage_records(session, entity, other, mapper.object, records, origin=origin, run_id=report.run_id)
+                _, skipped = stage_records(session, entity, other, mapper.object, records, origin=origin,
+                                           run_id=report.run_id, fetched_at=fetched_at)
             report.count(other, "read", len(records))
             report.count(other, "skipped", skipped)
 
@@ -282,13 +284,15 @@ class SyncEngine:
             if not flows:
                 continue  # nothing syncs that entity from that system: the records stay deferred, then dead-letter
             mapper = self.rt.mappings.mapper(entity, system)
+            fetched_at = utc_now()
             try:
                 records = await self.rt.connector(system).fetch(mapper.object, sorted(ids), mapper.system_fields())
             except ConnectorError as exc:
                 report.errors.append(f"{system}: fetching referenced {entity} failed: {exc}")
                 continue
             with uow.tx() as session:
-                stage_records(session, entity, system, mapper.object, records, origin="poll", run_id=report.run_id, force=True)
+                stage_records(session, entity, system, mapper.object, records, origin="poll", run_id=report.run_id,
+                              force=True, fetched_at=fetched_at)
             await self._reconcile_all(uow, report, flows[0], dry_run=dry_run, depth=depth + 1)
 
     # -- bookkeeping -------------------------------------------------------

@@ -51,11 +51,15 @@ def stage_records(
     origin: str,
     run_id: int | None,
     force: bool = False,
+    fetched_at: datetime | None = None,
 ) -> tuple[int, int]:
     """Stage new versions; skip versions already reconciled. Returns (staged, skipped).
 
     ``force`` stages even a version already seen (replays, reconciliation passes).
+    ``fetched_at``: when the read that returned ``records`` was started; reconciliation uses it to
+    tell a read that cannot show one of our later writes (see ``reconcile``).
     """
+    fetched_at = fetched_at or utc_now()
     if not records:
         return 0, 0
     ids = [r.external_id for r in records]
@@ -112,6 +116,7 @@ def stage_records(
             row.deleted = record.deleted
             row.origin = origin
             row.run_id = run_id
+            row.staged_at = fetched_at
             if row.status == "deferred":
                 row.status = "pending"
         else:
@@ -127,7 +132,7 @@ def stage_records(
                 "run_id": run_id,
                 "status": "pending",
                 "attempts": 0,
-                "staged_at": utc_now(),
+                "staged_at": fetched_at,
             }
         staged += 1
     if new_rows:
@@ -167,16 +172,18 @@ async def pull_and_stage(
     max_seen = _parse(state.get("max_seen"))
 
     request = PullRequest(object=object, fields=mapper.system_fields(), since=since, resume=resume)
+    fetched_at = utc_now()
     async for page in connector.pull(request):
         with uow.tx() as session:
             staged, skipped = stage_records(
-                session, entity, system, object, page.records, origin="poll", run_id=run_id
+                session, entity, system, object, page.records, origin="poll", run_id=run_id, fetched_at=fetched_at
             )
             for record in page.records:
                 max_seen = _later(max_seen, record.modified_at)
             _save_progress(session, key, {"since": _iso(since), "page": page.resume, "max_seen": _iso(max_seen)})
         report.count(system, "read", len(page.records))
         report.count(system, "skipped", skipped)
+        fetched_at = utc_now()  # the next page is requested from here on
     with uow.tx() as session:
         _save_progress(session, key, {"since": _iso(since), "complete": True, "max_seen": _iso(max_seen)})
 

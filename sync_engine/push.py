@@ -273,9 +273,13 @@ def _apply(
     elif row.action == "delete" and link is not None:
         link.status = LinkStatus.DELETED
     if row.action != "delete":
+        # The modified time a write returns is not a version we have read: the record may also hold a
+        # user's edit made just before our write and not read yet. Recorded as "seen", it would make
+        # every later read of that version look like our echo and be skipped, and the edit would never
+        # sync. Our own echo is recognised by its values instead (they equal the snapshot).
         cache.snapshots[key] = rec.save_snapshot(
             session, entity=entity, canonical_id=row.canonical_id, system=row.system, values=row.values,
-            modified_at=result.modified_at, action=SnapshotAction.WRITE, op_key=row.op_key,
+            modified_at=None, action=SnapshotAction.WRITE, op_key=row.op_key,
             hash_of=lambda values: canonical_hash(values, model), existing=snapshot, look_up=False,
         )
     counter = {"create": "created", "update": "updated", "delete": "deleted"}[row.action]
@@ -326,8 +330,21 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
     mapper = rt.mappings.mapper(entity, system)
     model = rt.mappings.models[entity]
     equal = rec.field_equality(model)
+    from .reconcile import match_specs  # reconcile's matching rules; imported here to keep modules apart
+
+    strong = [spec.field for spec in match_specs(rt, entity) if spec.strong]
     with uow.tx() as session:
         rows = {row_id: session.get(OutboxWrite, row_id) for row_id in row_ids}
+        # Linked there meanwhile (matched to the record a user or an earlier send made): sending the
+        # create again would only add a twin of it.
+        linked = set(session.scalars(select(Link.canonical_id).where(
+            Link.entity == entity, Link.system == system,
+            Link.canonical_id.in_([r.canonical_id for r in rows.values()]),
+        )))
+        for row_id, row in list(rows.items()):
+            if row.canonical_id in linked:
+                row.status = "superseded"
+                del rows[row_id]
         # Where to look from, in the *target's* clock (ours may be skewed from it): where our
         # last completed read of that object ended. Anything we created since is after it.
         marks = [
@@ -353,7 +370,11 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
                 for row_id, row in list(waiting.items()):
                     # Scalar fields only: a target fills in list items (order lines) with ids and totals of its own.
                     comparable = [f for f in row.values if f in values and not isinstance(row.values[f], list)]
-                    if comparable and all(equal(f, row.values[f], values[f]) for f in comparable):
+                    # A user may have edited our new record already: a strong key (tax id, domain, …)
+                    # it shares with what we sent, unlinked as it is, identifies it as well.
+                    same_key = any(row.values.get(f) not in (None, "") and equal(f, row.values[f], values.get(f))
+                                   for f in strong)
+                    if same_key or (comparable and all(equal(f, row.values[f], values[f]) for f in comparable)):
                         row = session.get(OutboxWrite, row_id)
                         _apply(rt, session, report, row, WriteOp(key=row.op_key, action="create"),
                                WriteResult(key=row.op_key, ok=True, external_id=record.external_id,

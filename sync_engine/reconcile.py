@@ -53,6 +53,10 @@ class BatchCache:
         self.links: dict[str, dict[str, Link]] = defaultdict(dict)
         self.frozen: dict[str, set[str]] = defaultdict(set)
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
+        #: (canonical id, system) -> (done_at, canonical fields) of our writes completed after a read began
+        self.late_writes: dict[tuple[str, str], list[tuple[Any, list[str]]]] = defaultdict(list)
+        #: reads whose version must not count as seen (they disagreed with a later write of ours)
+        self.unsettled: set[int] = set()
         #: systems not read in this pass: creates into them wait (their twin may not be staged yet)
         self.hold_creates: frozenset[str] = frozenset()
         #: canonical records created by this batch (not flushed until its matching is done)
@@ -123,6 +127,19 @@ class BatchCache:
             )
         ):
             self.outbox[(row.canonical_id, row.system, row.action)].append(row)
+
+    def load_late_writes(self, groups: dict[str, list[tuple[StagedChange, Any]]]) -> None:
+        """Our writes completed since the earliest of these reads started (see _with_our_later_writes)."""
+        started = [c.staged_at for items in groups.values() for c, v in items if v is not None and c.staged_at]
+        if not started:
+            return
+        for cid, system, values, done_at in self.session.execute(
+            select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.done_at).where(
+                OutboxWrite.entity == self.entity, OutboxWrite.canonical_id.in_(list(groups)),
+                OutboxWrite.status == "done", OutboxWrite.done_at >= min(started),
+            )
+        ):
+            self.late_writes[(cid, system)].append((done_at, list(values or {})))
 
 
 def match_specs(rt: Runtime, entity: str) -> list[KeySpec]:
@@ -229,6 +246,7 @@ def reconcile_batch(
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
         done: list[int] = []
+        cache.load_late_writes(groups)
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
@@ -319,7 +337,9 @@ def _reconcile_record(
     record = cache.records[cid]
     snapshots = cache.snapshots[cid]
     links = cache.links[cid]
-    observations = [(c, v) for c, v in items if v is not None]
+    observations = [
+        (c, _with_our_later_writes(cid, c, v, snapshots.get(c.system), cache)) for c, v in items if v is not None
+    ]
     deletions = [c for c, v in items if v is None]
     hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
 
@@ -372,7 +392,8 @@ def _reconcile_record(
     for change, values in observations:
         snapshots[change.system] = rec.save_snapshot(
             session, entity=entity, canonical_id=cid, system=change.system, values=values,
-            modified_at=change.modified_at, action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
+            modified_at=None if id(change) in cache.unsettled else change.modified_at,
+            action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
             look_up=False,
         )
         link = links.get(change.system)
@@ -389,6 +410,30 @@ def _reconcile_record(
     _plan_writes(rt, session, flow_name, record, links, origin=origin, run_id=run_id, equal=equal, held=held, cache=cache)
     if rt.triggers:
         derive.after_merge(rt, session, report, record, origin=origin, run_id=run_id, equal=equal)
+
+
+def _with_our_later_writes(
+    cid: str, change: StagedChange, values: dict[str, Any], snapshot: Snapshot | None, cache: BatchCache
+) -> dict[str, Any]:
+    """A read started before one of our writes to that system completed may not show the write:
+    merged as it is, its older values for the written fields would look like that system's own
+    changes and undo the write everywhere (a webhook run and a pass, or two workers, reading and
+    writing one record at once). Those fields are taken as we wrote them (the snapshot); the rest
+    of the read, a user's edit among it, merges as usual.
+
+    Where the read disagrees with our write, it may also be a user's edit made after the write: the
+    read then is not kept as a version seen (see ``_reconcile_record``), so the next read of the
+    record is merged in full and brings that edit."""
+    if snapshot is None or change.staged_at is None:
+        return values
+    written = {
+        f for done_at, fields in cache.late_writes.get((cid, change.system), [])
+        if done_at >= change.staged_at for f in fields
+    }
+    ours = {f: snapshot.values[f] for f in written if f in values and f in snapshot.values}
+    if any(values[f] != v for f, v in ours.items()):
+        cache.unsettled.add(id(change))
+    return {**values, **ours}
 
 
 def _plan_writes(
@@ -465,6 +510,12 @@ def _apply_delete(
     # propagate
     record.deleted = True
     record.deleted_at = utc_now()
+    # A create decided before the delete and not sent yet would bring the record back in that system.
+    for row in session.scalars(select(OutboxWrite).where(
+        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.action == "create",
+        OutboxWrite.status.in_(("pending", "deferred")),
+    )):
+        row.status = "superseded"
     for target in write_targets(rt, flow_name):
         other = links.get(target)
         if target == change.system or other is None or other.status != LinkStatus.ACTIVE:

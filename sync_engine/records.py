@@ -19,7 +19,7 @@ from mapping.canonical import canonical_field_equal
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
-from .state.models.enums import DeadLetterStage, LinkStatus, Origin, SnapshotAction
+from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
 
@@ -287,9 +287,9 @@ class MatchIndex:
             ):
                 self.keys[cid][field] = value
             for cid, system in self.session.execute(
-                select(Link.canonical_id, Link.system).where(
-                    Link.entity == entity, Link.canonical_id.in_(part), Link.status == LinkStatus.ACTIVE
-                )
+                # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
+                # one whose copy there was deleted cannot take another record of that system without a person.
+                select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))
             ):
                 self.systems[cid].add(system)
 

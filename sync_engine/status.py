@@ -63,6 +63,10 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
             attention = []
             if last is not None and str(last.status) == "failed":
                 attention.append("last run failed")
+            finished = next((r for r in runs if r.finished_at is not None), None)
+            if finished is not None and finished.error:
+                # A system that is down or refusing calls: its work waits while the others' flows go on.
+                attention.extend(f"last run: {line[:160]}" for line in dict.fromkeys(finished.error.splitlines()[:3]))
             if letters.get(name):
                 attention.append(f"{letters[name]} dead letters")
             if reviews.get(flow.entity):

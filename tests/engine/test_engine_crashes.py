@@ -120,3 +120,34 @@ async def test_crash_after_partial_push_does_not_create_twice(memory_plugin, tmp
     creates = zoho.writes["create"]
     await run_once(url)
     assert zoho.writes["create"] == creates
+
+
+async def test_a_create_in_doubt_is_found_even_after_a_user_edited_it(memory_plugin, tmp_path):
+    """The worker died after Zoho created the records; before recovery a user renamed one of them.
+    Recovery must still recognise it (by its tax id) rather than create the company twice."""
+    MemorySystem.instances.clear()
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    await run_once(url)
+    systems = MemorySystem.instances
+    fx, zoho = systems["fx"], systems["zoho"]
+    for i in range(5):
+        fx.user_create("AccountObj", {"name": f"公司{i}", "uscc": f"T{i:03d}"})
+    real_push = type(zoho).push
+
+    async def push_then_die(self, object, ops):
+        results = await real_push(self, object, ops)
+        if self.name == "zoho":
+            raise Crash("died after the target applied the batch")
+        return results
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(zoho), "push", push_then_die)
+        with pytest.raises(Crash):
+            await run_once(url)
+    rid = next(r for r, v in zoho.records("Accounts").items() if v["Tax_ID"] == "T003")
+    zoho.user_update("Accounts", rid, {"Account_Name": "公司3（已更名）"})
+    await asyncio.sleep(0.5)  # the dead worker's sends are in doubt once their lease is over
+    await run_once(url)
+    await run_once(url)
+    check(systems, 5)
+    assert any(r["name"] == "公司3（已更名）" for r in fx.records("AccountObj").values())

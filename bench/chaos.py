@@ -1,0 +1,824 @@
+"""Chaos convergence: three emulated systems failing at random, a `crmsync serve` whose worker
+process is killed with SIGKILL, users creating, editing and deleting records everywhere, and
+webhooks duplicated, delayed, dropped and reordered. After quiescence (plus one `crmsync sync
+--full` reconciliation pass) a checker compares the three systems with what the policies say.
+
+    python bench/chaos.py --ops 10000 --kills 50          # the long version
+    python bench/chaos.py --ops 500 --kills 5 --json      # what tests/chaos runs in CI
+
+Emulators (Zoho, Fxiaoke, Kingdee) and `crmsync serve --workers N` run as separate processes;
+the state is a throwaway PostgreSQL database (``CRMSYNC_TEST_DATABASE_URL``'s server, default
+postgres@127.0.0.1:5432). Everything stays on 127.0.0.1.
+
+The oracle is exact and simple: every edit writes a value never used before, edits of one field
+of one record are at least ``EDIT_SPACING`` apart (so every system's modified time orders them,
+whatever its resolution), and the policies give the expected final value per field:
+
+* ``phone`` (latest_wins): the value of the last edit, in every system;
+* ``address`` ({source_of_truth: erp}): the last edit, or the ERP's last edit when it won a
+  conflict against a later one (the policy's very purpose) — nothing else;
+* ``domain`` (manual): the last edit everywhere, or the systems disagree *and* an open conflict
+  review holds the field;
+* a record created anywhere exists once in every system; one deleted anywhere (propagate)
+  exists nowhere.
+
+It prints lost updates, duplicates, unresolved conflicts not in review, echo writes (writes made
+by two more passes after convergence) and dead letters with their reasons, and exits 1 when a
+record was lost or duplicated.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.emulation.fakedata import FakeData  # noqa: E402
+from connectors.emulation.server import ThreadedServer, free_port  # noqa: E402
+from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
+from connectors.kingdee.emulator import DEFAULT_CREDENTIALS  # noqa: E402
+from connectors.zoho.emulator import (  # noqa: E402
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+)
+
+CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
+OPS_TOKEN = "chaos-ops-token"
+APL_SECRET = "chaos-apl-secret-0123456789abcdef"
+FX = EmulatorConfig()
+SYSTEMS = ("fx", "zoho", "erp")
+OBJECT = {"fx": "AccountObj", "zoho": "Accounts", "erp": "BD_Customer"}
+ID_FIELD = {"fx": "_id", "zoho": "id", "erp": "FCUSTID"}
+FIELD = {
+    "name": {"fx": "name", "zoho": "Account_Name", "erp": "FName"},
+    "tax_id": {"fx": "credit_code__c", "zoho": "Unified_Social_Credit_Code", "erp": "FTAXREGISTERCODE"},
+    "phone": {"fx": "tel", "zoho": "Phone", "erp": "FTEL"},
+    "address": {"fx": "address", "zoho": "Billing_Street", "erp": "FADDRESS"},
+    "domain": {"fx": "url", "zoho": "Website", "erp": "FWEBSITE"},
+}
+EDITABLE = ("phone", "address", "domain")
+POLICY = {"phone": "latest_wins", "address": "source_of_truth:erp", "domain": "manual"}
+#: Kingdee reports no deletes to a modify-date poll (connectors/kingdee/README.md): users delete in the CRMs.
+DELETABLE_IN = ("fx", "zoho")
+#: Edits of one field of one record are at least this far apart: every system's modified time
+#: (Zoho and Kingdee keep whole seconds) then orders them as they happened.
+EDIT_SPACING = 1.2
+FAULT_KINDS = ["server_error", "rate_limit", "timeout", "disconnect"]
+FLOW_INTERVAL = 8  # seconds between scheduled passes: the safety net under dropped webhooks
+
+
+# -- the pieces ---------------------------------------------------------------------------------------
+def throwaway_database(server_url: str):
+    admin_url = make_url(server_url).set(drivername="postgresql+psycopg", database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"crmsync_chaos_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def config_text(urls: dict[str, str], port: int, public_url: str, state: str, workers_lease: str = "5s") -> str:
+    return textwrap.dedent(f"""
+        state: {{url: "{state}"}}
+        server: {{host: 127.0.0.1, port: {port}, public_url: "{public_url}", ops_token: {OPS_TOKEN}}}
+        logging: {{level: warning}}
+        sync: {{lease: {workers_lease}, overlap: 30s, max_attempts: 8}}
+        systems:
+          zoho:
+            type: zoho
+            accounts_url: {urls['zoho']}
+            api_domain: {urls['zoho']}
+            client_id: "{DEFAULT_CLIENT_ID}"
+            client_secret: {DEFAULT_CLIENT_SECRET}
+            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
+          fx:
+            type: fxiaoke
+            host: {urls['fx']}
+            app_id: {FX.app_id}
+            app_secret: {FX.app_secret}
+            permanent_code: {FX.permanent_code}
+            rate_limit_calls: 100000
+            rate_limit_burst: 1000
+            notifications: {{style: apl_function, apl_secret: {APL_SECRET}}}
+          erp:
+            type: kingdee
+            server_url: {urls['erp']}
+            acct_id: "{DEFAULT_CREDENTIALS.acct_id}"
+            username: {DEFAULT_CREDENTIALS.username}
+            auth: password
+            password: {DEFAULT_CREDENTIALS.password}
+        entities:
+          account:
+            model: Account
+            match: {{keys: [tax_id]}}
+            systems:
+              fx:
+                object: AccountObj
+                fields: {{name: name, tax_id: credit_code__c, phone: tel, address: address,
+                          domain: {{field: url, transform: {{read: "normalize_domain(value)"}}}}}}
+              zoho:
+                object: Accounts
+                fields: {{name: Account_Name, tax_id: Unified_Social_Credit_Code, phone: Phone, address: Billing_Street,
+                          domain: {{field: Website, transform: {{read: "normalize_domain(value)"}}}}}}
+              erp:
+                object: BD_Customer
+                fields: {{name: FName, tax_id: FTAXREGISTERCODE, phone: FTEL, address: FADDRESS,
+                          domain: {{field: FWEBSITE, transform: {{read: "normalize_domain(value)"}}}}}}
+        flows:
+          accounts: {{entity: account, systems: [fx, zoho, erp], webhooks: true, schedule: {{interval: {FLOW_INTERVAL}s}}}}
+        conflicts:
+          account:
+            default: latest_wins
+            fields: {{address: {{source_of_truth: erp}}, domain: manual}}
+        deletes:
+          account: propagate
+        """)
+
+
+class Emulator:
+    def __init__(self, kind: str, args: list[str]) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([*CLI, "emulator", kind, *args, "--port", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                httpx.get(f"{self.url}/_admin/calls", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the {kind} emulator did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_emulators(seed: int) -> dict[str, Emulator]:
+    emulators: dict[str, Emulator] = {}
+    try:
+        emulators["zoho"] = Emulator("zoho", ["--time-zone", "+08:00", "--random-seed", str(seed)])
+        emulators["fx"] = Emulator("fxiaoke", ["--app-id", FX.app_id, "--app-secret", FX.app_secret,
+                                               "--permanent-code", FX.permanent_code, "--rate-limit", "100000",
+                                               "--apl-secret", APL_SECRET, "--random-seed", str(seed)])
+        emulators["erp"] = Emulator("kingdee", ["--random-seed", str(seed)])
+    except BaseException:
+        for e in emulators.values():
+            e.stop()
+        raise
+    return emulators
+
+
+class WebhookChaos:
+    """Stands between the systems' notifications and crmsync: acknowledges each one at once, then
+    forwards it late (reordering them), twice now and then, and sometimes not at all."""
+
+    def __init__(self, target: str, rng: random.Random, *, dup: float, drop: float, max_delay: float) -> None:
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        self.target = target.rstrip("/")
+        self.rng = rng
+        self.dup, self.drop, self.max_delay = dup, drop, max_delay
+        self.stats: Counter[str] = Counter()
+        self.pending = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client = httpx.AsyncClient(timeout=30)
+
+        async def receive(request):
+            body = await request.body()
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            self._schedule(request.url.path, headers, body)
+            return PlainTextResponse("success")
+
+        self.server = ThreadedServer(Starlette(routes=[Route("/webhooks/{system}", receive, methods=["POST"])])).start()
+        self.url = self.server.url
+
+    def _schedule(self, path: str, headers: dict, body: bytes) -> None:
+        with self._lock:
+            self.stats["received"] += 1
+            if self.rng.random() < self.drop:
+                self.stats["dropped"] += 1
+                return
+            copies = 2 if self.rng.random() < self.dup else 1
+            self.stats["duplicated"] += copies - 1
+            delays = [self.rng.uniform(0, self.max_delay) for _ in range(copies)]
+            self.pending += copies
+        for delay in delays:
+            asyncio.run_coroutine_threadsafe(self._forward(path, headers, body, delay), self._loop)
+
+    async def _forward(self, path: str, headers: dict, body: bytes, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            for attempt in range(20):  # crmsync's receiver may be briefly away: a real sender retries too
+                try:
+                    response = await self._client.post(self.target + path, content=body, headers=headers)
+                    with self._lock:
+                        self.stats[f"forwarded {response.status_code}"] += 1
+                    return
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            with self._lock:
+                self.stats["undeliverable"] += 1
+        finally:
+            with self._lock:
+                self.pending -= 1
+
+    def stop(self) -> None:
+        self.server.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+class Serve:
+    """`crmsync serve CONFIG --workers N` as a subprocess; ``kill_worker`` SIGKILLs its worker child."""
+
+    def __init__(self, config: Path, workers: int, port: int, log: Path) -> None:
+        self.config, self.workers, self.port = config, workers, port
+        self.log = log.open("a", encoding="utf-8")
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([*CLI, "serve", str(self.config), "--workers", str(self.workers)],
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"crmsync serve exited with {self.process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("crmsync serve did not answer /healthz")
+
+    def children(self) -> list[int]:
+        assert self.process is not None
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def kill_worker(self) -> bool:
+        children = self.children()
+        if not children:
+            return False
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.kills += 1
+        return True
+
+    def status(self) -> dict | None:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            r = httpx.get(f"http://127.0.0.1:{self.port}/status", headers={"authorization": f"Bearer {OPS_TOKEN}"},
+                          timeout=10)
+            if r.status_code == 200:
+                return r.json()
+        return None
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+
+# -- the users -------------------------------------------------------------------------------------------
+@dataclass
+class Edit:
+    seq: int
+    system: str
+    value: str
+    at: float
+
+
+@dataclass
+class Company:
+    tax: str
+    name: str
+    origin: str
+    ids: dict[str, str] = field(default_factory=dict)
+    edits: dict[str, list[Edit]] = field(default_factory=lambda: defaultdict(list))
+    deleted_in: str | None = None
+    busy: bool = False
+    next_edit: dict[str, float] = field(default_factory=dict)
+
+
+class Driver:
+    def __init__(self, emulators: dict[str, Emulator], rng: random.Random, run_tag: str) -> None:
+        self.emu = emulators
+        self.rng = rng
+        self.fake = FakeData(rng.randrange(10**9))
+        self.tag = run_tag
+        self.companies: dict[str, Company] = {}
+        self.seq = 0
+        self.stats: Counter[str] = Counter()
+        self.client = httpx.AsyncClient(timeout=60)
+        self._dumped: dict[str, float] = {}
+
+    def _value(self, field_name: str) -> str:
+        self.seq += 1
+        if field_name == "phone":
+            return f"0755-{self.seq:08d}"  # Zoho validates phone fields
+        if field_name == "address":
+            return f"深圳市南山区科技园{self.seq}号"
+        return f"d{self.seq}.{self.tag}.example.cn"
+
+    async def _admin(self, method: str, system: str, path: str, **kw) -> httpx.Response:
+        for attempt in range(5):  # the admin API has no faults, but a busy emulator may be slow
+            try:
+                return await self.client.request(method, f"{self.emu[system].url}/_admin/{path}", **kw)
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"{system} admin API unreachable")
+
+    async def find_id(self, company: Company, system: str) -> str | None:
+        if system in company.ids:
+            return company.ids[system]
+        if time.monotonic() - self._dumped.get(system, 0) > 1.0:  # one dump a second per system at most
+            self._dumped[system] = time.monotonic()
+            rows = (await self._admin("GET", system, f"records/{OBJECT[system]}")).json()
+            for row in rows:
+                tax = row.get(FIELD["tax_id"][system])
+                if tax and tax in self.companies and system not in self.companies[tax].ids and not is_deleted(system, row):
+                    self.companies[tax].ids[system] = str(row[ID_FIELD[system]])
+        return company.ids.get(system)
+
+    async def create(self) -> None:
+        system = self.rng.choice(SYSTEMS)
+        company = self.fake.company()
+        tax = company.tax_id
+        while tax in self.companies:
+            tax = self.fake.company().tax_id
+        name = f"{company.name[:-4]}{len(self.companies) + 1:05d}{company.name[-4:]}"
+        c = Company(tax=tax, name=name, origin=system, busy=True)
+        self.companies[tax] = c
+        now = time.time()
+        data = {FIELD["name"][system]: name, FIELD["tax_id"][system]: tax}
+        if system == "erp":
+            data |= {"FCreateOrgId": {"FNumber": "100"}, "FUseOrgId": {"FNumber": "100"}}  # required in Kingdee
+        for f in EDITABLE:
+            value = self._value(f)
+            data[FIELD[f][system]] = value
+            c.edits[f].append(Edit(self.seq, system, value, now))
+            c.next_edit[f] = now + EDIT_SPACING
+        try:
+            response = await self._admin("POST", system, f"records/{OBJECT[system]}", json=data)
+            response.raise_for_status()
+            created = response.json()
+            rid = created.get(ID_FIELD[system]) or created.get("id") or (created.get("details") or {}).get("id")
+            if rid:
+                c.ids[system] = str(rid)
+            self.stats[f"create {system}"] += 1
+        finally:
+            c.busy = False
+
+    def _pick(self) -> Company | None:
+        live = [c for c in self.companies.values() if not c.busy and c.deleted_in is None]
+        return self.rng.choice(live) if live else None
+
+    async def edit(self, conflicting: bool = False) -> None:
+        company = self._pick()
+        if company is None:
+            return await self.create()
+        now = time.time()
+        fields = [f for f in EDITABLE if company.next_edit.get(f, 0) <= now]
+        if not fields:
+            self.stats["edit skipped (spacing)"] += 1
+            return
+        company.busy = True
+        try:
+            f = self.rng.choice(fields)
+            present = [s for s in SYSTEMS if await self.find_id(company, s) is not None]
+            if len(present) < (2 if conflicting else 1):
+                self.stats["edit skipped (not synced yet)"] += 1
+                return
+            systems = self.rng.sample(present, 2) if conflicting else [self.rng.choice(present)]
+            for i, system in enumerate(systems):
+                if i:
+                    await asyncio.sleep(EDIT_SPACING)  # the same field in a second system, before crmsync settles it
+                rid = company.ids[system]
+                value = self._value(f)
+                response = await self._admin("PATCH", system, f"records/{OBJECT[system]}/{rid}",
+                                             json={FIELD[f][system]: value})
+                if response.status_code == 404:
+                    company.ids.pop(system, None)  # gone there (a propagated delete can't be: we never delete twice)
+                    self.stats[f"edit missed (404 in {system})"] += 1
+                    continue
+                response.raise_for_status()
+                done = time.time()
+                company.edits[f].append(Edit(self.seq, system, value, done))
+                company.next_edit[f] = done + EDIT_SPACING
+                self.stats[f"edit {system}"] += 1
+                if i:
+                    self.stats["conflicting edit pairs"] += 1
+        finally:
+            company.busy = False
+
+    async def delete(self) -> None:
+        company = self._pick()
+        if company is None:
+            return
+        company.busy = True
+        try:
+            system = self.rng.choice(DELETABLE_IN)
+            rid = await self.find_id(company, system)
+            if rid is None:
+                return
+            response = await self._admin("DELETE", system, f"records/{OBJECT[system]}/{rid}")
+            if response.status_code == 200:
+                company.deleted_in = system
+                self.stats[f"delete {system}"] += 1
+        finally:
+            company.busy = False
+
+    async def one(self) -> None:
+        roll = self.rng.random()
+        if roll < 0.18 or len(self.companies) < 5:
+            await self.create()
+        elif roll < 0.26:
+            await self.delete()
+        elif roll < 0.38:
+            await self.edit(conflicting=True)
+        else:
+            await self.edit()
+
+    async def run(self, ops: int, rate: float, in_flight: int = 8) -> None:
+        gate = asyncio.Semaphore(in_flight)
+        start = time.monotonic()
+        failures: list[str] = []
+
+        async def guarded() -> None:
+            async with gate:
+                try:
+                    await self.one()
+                except Exception as exc:  # noqa: BLE001 - the driver reports, it does not stop
+                    failures.append(f"{type(exc).__name__}: {exc}")
+
+        tasks = []
+        for i in range(ops):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(guarded()))
+        await asyncio.gather(*tasks)
+        self.stats["driver failures"] = len(failures)
+        if failures:
+            print("driver failures (first 5):", failures[:5], file=sys.stderr)
+
+
+def is_deleted(system: str, row: dict) -> bool:
+    """Fxiaoke's delete is 作废: the record stays, invalid, until someone empties the recycle bin."""
+    return system == "fx" and row.get("life_status") == "invalid"
+
+
+# -- the checker -------------------------------------------------------------------------------------------
+def dump_all(emulators: dict[str, Emulator]) -> dict[str, list[dict]]:
+    return {s: httpx.get(f"{emulators[s].url}/_admin/records/{OBJECT[s]}", timeout=60).json() for s in SYSTEMS}
+
+
+def normalized(system: str, field_name: str, value):
+    if value in (None, ""):
+        return None
+    if field_name == "domain":
+        v = str(value).lower()
+        for prefix in ("https://", "http://", "www."):
+            v = v.removeprefix(prefix)
+        return v.rstrip("/")
+    return str(value)
+
+
+def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from sync_engine.state.models import DeadLetter, Link, Review
+    from sync_engine.state.models.enums import (
+        DeadLetterStatus,
+        ReviewKind,
+        ReviewStatus,
+    )
+
+    by_tax: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    strangers = 0
+    for system, rows in dumps.items():
+        for row in rows:
+            tax = row.get(FIELD["tax_id"][system])
+            if is_deleted(system, row):
+                continue
+            if tax in driver.companies:
+                by_tax[tax][system].append(row)
+            else:
+                strangers += 1
+    engine = create_engine(state_url)
+    with Session(engine) as session:
+        cid_of = {(l.system, l.external_id): l.canonical_id for l in session.scalars(select(Link))}
+        open_reviews = {
+            (r.canonical_id, (r.details or {}).get("field"))
+            for r in session.scalars(select(Review).where(Review.kind == ReviewKind.CONFLICT,
+                                                          Review.status == ReviewStatus.OPEN))
+        }
+        reviews_open = Counter(str(r.kind) for r in session.scalars(select(Review).where(Review.status == ReviewStatus.OPEN)))
+        letters = Counter(
+            f"{d.system} {d.stage} {d.code}: {(d.message or '')[:120]}"
+            for d in session.scalars(select(DeadLetter).where(DeadLetter.status == DeadLetterStatus.OPEN))
+        )
+    engine.dispose()
+
+    lost: list[dict] = []
+    duplicates: list[dict] = []
+    unreviewed: list[dict] = []
+    sot_wins = 0
+    for tax, company in driver.companies.items():
+        held = by_tax.get(tax, {})
+        for system in SYSTEMS:
+            if len(held.get(system, [])) > 1:
+                duplicates.append({"tax_id": tax, "system": system, "copies": len(held[system])})
+        if company.deleted_in:
+            still = sorted(s for s in SYSTEMS if held.get(s))
+            if still:
+                lost.append({"tax_id": tax, "what": f"deleted in {company.deleted_in}, still in {still}"})
+            continue
+        missing = [s for s in SYSTEMS if not held.get(s)]
+        if missing:
+            lost.append({"tax_id": tax, "what": f"created in {company.origin}, missing in {missing}"})
+            continue
+        rows = {s: held[s][0] for s in SYSTEMS}
+        for f in EDITABLE:
+            edits = company.edits[f]
+            last = edits[-1].value
+            finals = {s: normalized(s, f, rows[s].get(FIELD[f][s])) for s in SYSTEMS}
+            distinct = set(finals.values())
+            if f == "domain":
+                if distinct == {last}:
+                    continue
+                if len(distinct) > 1:
+                    cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
+                    if any((cid, f) in open_reviews for cid in cids):
+                        continue
+                    unreviewed.append({"tax_id": tax, "field": f, "values": finals, "edits": _story(edits)})
+                    continue
+                lost.append({"tax_id": tax, "field": f, "expected": last, "values": finals, "edits": _story(edits)})
+                continue
+            acceptable = {last}
+            if f == "address":
+                erp_edits = [e for e in edits[1:] if e.system == "erp"]  # edits[0] is the record's creation
+                if erp_edits:
+                    acceptable.add(erp_edits[-1].value)
+            if len(distinct) == 1 and distinct <= acceptable:
+                if distinct != {last}:
+                    sot_wins += 1
+                continue
+            lost.append({"tax_id": tax, "field": f, "expected": sorted(acceptable), "values": finals,
+                         "edits": _story(edits)})
+    return {
+        "companies": len(driver.companies),
+        "deleted": sum(1 for c in driver.companies.values() if c.deleted_in),
+        "lost": lost,
+        "duplicates": duplicates,
+        "unresolved_conflicts_not_in_review": unreviewed,
+        "source_of_truth_wins": sot_wins,
+        "records_not_from_the_driver": strangers,
+        "reviews_open": dict(reviews_open),
+        "dead_letters": dict(letters),
+    }
+
+
+def _story(edits: list[Edit]) -> list[str]:
+    return [f"#{e.seq} {e.system} {e.value} @{time.strftime('%H:%M:%S', time.gmtime(e.at))}.{int(e.at % 1 * 1000):03d}Z"
+            for e in edits]
+
+
+# -- the run -----------------------------------------------------------------------------------------------
+async def set_faults(emulators: dict[str, Emulator], rate: float) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        for e in emulators.values():
+            await client.patch(f"{e.url}/_admin/switches", json={
+                "error_rate": rate, "fault_kinds": FAULT_KINDS, "timeout_seconds": 1.0})
+
+
+async def expire_tokens_now_and_then(emulators: dict[str, Emulator], rng: random.Random, stop: asyncio.Event,
+                                     stats: Counter) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=rng.uniform(5, 15))
+            if stop.is_set():
+                return
+            system = rng.choice(SYSTEMS)
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(f"{emulators[system].url}/_admin/expire-tokens")
+                stats[f"tokens expired {system}"] += 1
+
+
+async def killer(serve: Serve, kills: int, duration: float, rng: random.Random) -> None:
+    moments = sorted(rng.uniform(2, max(duration, 3)) for _ in range(kills))
+    start = time.monotonic()
+    for moment in moments:
+        await asyncio.sleep(max(0.0, start + moment - time.monotonic()))
+        for _ in range(50):  # the supervisor restarts the worker process after a second
+            if await asyncio.to_thread(serve.kill_worker):
+                break
+            await asyncio.sleep(0.2)
+
+
+def wait_quiet(serve: Serve, hooks: WebhookChaos, timeout: float) -> float:
+    """Until no delivery is in flight and the queue has stayed empty across a scheduled pass."""
+    start = time.monotonic()
+    quiet_since = None
+    while time.monotonic() - start < timeout:
+        status = serve.status()
+        busy = status is None or hooks.pending > 0 or status["queue"].get("queued", 0) or status["queue"].get("running", 0)
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > FLOW_INTERVAL + 3:
+            return time.monotonic() - start
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+def sync_pass(config: Path, *, full: bool) -> tuple[dict[str, int], list[str], str]:
+    cmd = [*CLI, "sync", str(config), "--json", *(["--full"] if full else [])]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        return {}, [done.stderr.strip()[-500:]], done.stderr
+    writes: Counter[str] = Counter()
+    errors: list[str] = []
+    for report in json.loads(done.stdout):
+        errors.extend(report.get("errors", []))
+        for system, counts in report.get("counts", {}).items():
+            for k in ("created", "updated", "deleted"):
+                writes[f"{system} {k}"] += counts.get(k, 0) or 0
+    return dict(+writes), errors, done.stderr
+
+
+def run(args) -> dict:
+    rng = random.Random(args.seed)
+    server_url = os.environ.get("CRMSYNC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    state_url, drop_db = throwaway_database(server_url)
+    workdir = Path(tempfile.mkdtemp(prefix="crmsync-chaos-"))
+    emulators = start_emulators(args.seed)
+    hooks = serve = None
+    started = time.monotonic()
+    try:
+        port = free_port()
+        hooks = WebhookChaos(f"http://127.0.0.1:{port}", random.Random(args.seed + 1), dup=args.dup, drop=args.drop,
+                             max_delay=args.max_delay)
+        config = workdir / "chaos.yaml"
+        config.write_text(config_text({s: e.url for s, e in emulators.items()}, port, hooks.url, state_url),
+                          encoding="utf-8")
+        httpx.patch(f"{emulators['fx'].url}/_admin/switches", json={"apl_push_url": f"{hooks.url}/webhooks/fx"})
+        serve = Serve(config, args.workers, port, workdir / "serve.log")
+        serve.start()
+        driver = Driver(emulators, rng, f"c{args.seed}")
+
+        async def chaos() -> None:
+            await set_faults(emulators, args.fault_rate)
+            stop = asyncio.Event()
+            expiry = asyncio.create_task(expire_tokens_now_and_then(emulators, random.Random(args.seed + 2), stop,
+                                                                    driver.stats))
+            duration = args.ops / args.rate
+            await asyncio.gather(driver.run(args.ops, args.rate), killer(serve, args.kills, duration, rng))
+            stop.set()
+            await expiry
+            await set_faults(emulators, 0.0)
+            await driver.client.aclose()
+
+        asyncio.run(chaos())
+        drive_seconds = time.monotonic() - started
+        settle = wait_quiet(serve, hooks, args.settle_timeout)
+        serve_status = serve.status() or {}
+        code = serve.stop()
+        reconcile_writes, reconcile_errors, _ = sync_pass(config, full=True)
+        echo_writes: Counter[str] = Counter()
+        echo_errors: list[str] = []
+        for full in (False, True):
+            writes, errors, _ = sync_pass(config, full=full)
+            echo_writes.update(writes)
+            echo_errors.extend(errors)
+        result = check(driver, dump_all(emulators), state_url)
+        result.update({
+            "seed": args.seed, "ops": args.ops, "kills": serve.kills, "fault_rate": args.fault_rate,
+            "workers": args.workers, "driver": dict(driver.stats), "webhooks": dict(hooks.stats),
+            "seconds": {"driving": round(drive_seconds, 1), "settling": round(settle, 1),
+                        "total": round(time.monotonic() - started, 1)},
+            "serve_exit_code": code,
+            "queue_at_quiescence": serve_status.get("queue"),
+            "reconciliation_writes": reconcile_writes, "reconciliation_errors": reconcile_errors[:10],
+            "echo_writes": dict(echo_writes), "echo_pass_errors": echo_errors[:10],
+            "serve_log_tracebacks": (workdir / "serve.log").read_text(encoding="utf-8").count("Traceback"),
+            "serve_log": str(workdir / "serve.log") if args.keep else None,
+        })
+        return result
+    finally:
+        if serve is not None:
+            serve.stop()
+        if hooks is not None:
+            hooks.stop()
+        for e in emulators.values():
+            e.stop()
+        if args.keep:
+            print(f"kept: state {state_url}, files {workdir}", file=sys.stderr)
+        else:
+            with contextlib.suppress(Exception):
+                drop_db()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_report(r: dict) -> None:
+    print(f"chaos: seed {r['seed']}, {r['ops']} ops, {r['kills']} worker kills, faults {r['fault_rate']:.0%}, "
+          f"{r['workers']} workers; {r['companies']} companies ({r['deleted']} deleted); "
+          f"{r['seconds']['total']} s (driving {r['seconds']['driving']} s, settling {r['seconds']['settling']} s)")
+    print("driver:", ", ".join(f"{k} {v}" for k, v in sorted(r["driver"].items())))
+    print("webhooks:", ", ".join(f"{k} {v}" for k, v in sorted(r["webhooks"].items())))
+    print(f"lost updates: {len(r['lost'])}")
+    for item in r["lost"][:20]:
+        print("   ", json.dumps(item, ensure_ascii=False))
+    print(f"duplicate records: {len(r['duplicates'])}")
+    for item in r["duplicates"][:20]:
+        print("   ", json.dumps(item, ensure_ascii=False))
+    print(f"unresolved conflicts not in review: {len(r['unresolved_conflicts_not_in_review'])}")
+    for item in r["unresolved_conflicts_not_in_review"][:10]:
+        print("   ", json.dumps(item, ensure_ascii=False))
+    print(f"echo writes (two passes after convergence): {sum(r['echo_writes'].values())} {r['echo_writes'] or ''}")
+    print(f"reconciliation pass writes (repairs after quiescence): {r['reconciliation_writes'] or 0}")
+    print(f"source_of_truth wins over a later edit: {r['source_of_truth_wins']}; open reviews: {r['reviews_open']}")
+    print(f"dead letters: {sum(r['dead_letters'].values())}")
+    for reason, n in sorted(r["dead_letters"].items(), key=lambda x: -x[1]):
+        print(f"   {n} × {reason}")
+    print(f"serve exit code {r['serve_exit_code']}, tracebacks in serve log: {r['serve_log_tracebacks']}")
+    print(f"lost={len(r['lost'])} duplicates={len(r['duplicates'])} "
+          f"unreviewed_conflicts={len(r['unresolved_conflicts_not_in_review'])} echo_writes={sum(r['echo_writes'].values())} "
+          f"dead_letters={sum(r['dead_letters'].values())} kills={r['kills']} seconds={r['seconds']['total']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=500, help="user operations (creates, edits, deletes)")
+    parser.add_argument("--kills", type=int, default=5, help="SIGKILLs of the worker process")
+    parser.add_argument("--rate", type=float, default=6.0, help="operations per second")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="share of API calls failing (5xx, 429, timeout, drop)")
+    parser.add_argument("--dup", type=float, default=0.3, help="share of webhooks delivered twice")
+    parser.add_argument("--drop", type=float, default=0.05, help="share of webhooks never delivered")
+    parser.add_argument("--max-delay", type=float, default=3.0, help="webhooks are delivered up to this late (s)")
+    parser.add_argument("--settle-timeout", type=float, default=180.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the state database (for `crmsync history`)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    result = run(args)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    else:
+        print_report(result)
+    return 1 if result["lost"] or result["duplicates"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

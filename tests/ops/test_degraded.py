@@ -1,0 +1,299 @@
+"""Degraded dependencies: the state database unreachable at start and during a run, and one CRM
+down for a while, with `crmsync serve` running as in production (workers in a child process)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from connectors.emulation.server import free_port, serve_in_thread
+from connectors.fxiaoke.emulator import EmulatorConfig
+from connectors.fxiaoke.emulator import create_app as fxiaoke_app
+from connectors.kingdee.emulator import DEFAULT_CREDENTIALS
+from connectors.kingdee.emulator import create_app as kingdee_app
+from connectors.zoho.emulator import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+)
+from connectors.zoho.emulator import create_app as zoho_app
+
+CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
+TOKEN = "degraded-ops-token"
+
+
+def config_text(urls: dict[str, str], port: int, state: str) -> str:
+    fx = EmulatorConfig()
+    return textwrap.dedent(f"""
+        state: {{url: "{state}"}}
+        server: {{host: 127.0.0.1, port: {port}, ops_token: {TOKEN}}}
+        sync: {{lease: 3s}}
+        systems:
+          zoho:
+            type: zoho
+            accounts_url: {urls['zoho']}
+            api_domain: {urls['zoho']}
+            client_id: "{DEFAULT_CLIENT_ID}"
+            client_secret: {DEFAULT_CLIENT_SECRET}
+            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
+          fxiaoke:
+            type: fxiaoke
+            host: {urls['fx']}
+            app_id: {fx.app_id}
+            app_secret: {fx.app_secret}
+            permanent_code: {fx.permanent_code}
+          erp:
+            type: kingdee
+            server_url: {urls['erp']}
+            acct_id: "{DEFAULT_CREDENTIALS.acct_id}"
+            username: {DEFAULT_CREDENTIALS.username}
+            auth: password
+            password: {DEFAULT_CREDENTIALS.password}
+        entities:
+          account:
+            model: Account
+            match: {{keys: [name]}}
+            systems:
+              zoho: {{object: Accounts, fields: {{name: Account_Name, phone: Phone}}}}
+              fxiaoke: {{object: AccountObj, fields: {{name: name, phone: tel}}}}
+              erp: {{object: BD_Customer, fields: {{name: FName, phone: FTEL}}}}
+        flows:
+          accounts: {{entity: account, systems: [zoho, fxiaoke, erp], schedule: {{interval: 2s}}}}
+        """)
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL that the test can cut (every connection dropped, new ones refused)
+    and restore: the state database becomes unreachable without touching the shared server."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+@pytest.fixture
+def pg_url():
+    server = os.environ.get("CRMSYNC_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("CRMSYNC_TEST_DATABASE_URL is not set")
+    admin_url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"crmsync_degraded_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def three_systems():
+    with serve_in_thread(zoho_app()) as zoho, serve_in_thread(fxiaoke_app()) as fx, serve_in_thread(kingdee_app()) as erp:
+        yield {"zoho": zoho.url, "fx": fx.url, "erp": erp.url}
+
+
+@contextlib.contextmanager
+def serving(config, port: int):
+    server = subprocess.Popen([*CLI, "serve", str(config), "--workers", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(server.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), 30, "serve to answer")
+        yield server, output
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        reader.join(timeout=5)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _get(url: str):
+    try:
+        response = httpx.get(url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=5)
+    except httpx.HTTPError:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def phones(url: str, object: str, name_field: str, phone_field: str) -> dict[str, str]:
+    return {r.get(name_field): r.get(phone_field) for r in httpx.get(f"{url}/_admin/records/{object}", timeout=10).json()}
+
+
+def fx_phones(urls):
+    return phones(urls["fx"], "AccountObj", "name", "tel")
+
+
+def erp_phones(urls):
+    return phones(urls["erp"], "BD_Customer", "FName", "FTEL")
+
+
+@pytest.mark.parametrize("command", [["sync"], ["serve"], ["worker"], ["status", "--json"]])
+def test_state_database_unreachable_at_start_is_a_clear_error(tmp_path, command):
+    closed = free_port()  # nothing listens there
+    with three_systems() as urls:
+        config = tmp_path / "c.yaml"
+        config.write_text(config_text(urls, free_port(), f"postgresql+psycopg://postgres@127.0.0.1:{closed}/crmsync"),
+                          encoding="utf-8")
+        done = subprocess.run([*CLI, command[0], str(config), *command[1:]], check=False, capture_output=True,
+                              text=True, timeout=60)
+    assert done.returncode != 0
+    assert "state database unavailable" in done.stderr and f"127.0.0.1:{closed}" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_state_database_lost_during_a_run_workers_pause_and_resume(tmp_path, pg_url):
+    proxy = CuttableProxy((pg_url.host or "127.0.0.1", pg_url.port or 5432))
+    state = pg_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    with three_systems() as urls:
+        admin = httpx.Client(timeout=10)
+        created = admin.post(f"{urls['zoho']}/_admin/records/Accounts",
+                             json={"Account_Name": "深圳市华为技术有限公司", "Phone": "0755-0001"}).json()
+        zoho_id = str(created.get("id") or created.get("details", {}).get("id"))
+        port = free_port()
+        config = tmp_path / "c.yaml"
+        config.write_text(config_text(urls, port, state), encoding="utf-8")
+        with serving(config, port) as (server, output):
+            wait_for(lambda: fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0001", 40, "the first sync")
+            proxy.cut()
+            try:
+                # Users carry on while crmsync cannot reach its database.
+                admin.patch(f"{urls['zoho']}/_admin/records/Accounts/{zoho_id}", json={"Phone": "0755-0002"})
+                admin.post(f"{urls['zoho']}/_admin/records/Accounts",
+                           json={"Account_Name": "北京字节跳动科技有限公司", "Phone": "010-0003"})
+                time.sleep(8)
+                assert server.poll() is None, "serve died with its database away"
+                assert fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0001"  # nothing moved meanwhile
+            finally:
+                proxy.restore()
+            wait_for(lambda: fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0002"
+                     and erp_phones(urls).get("北京字节跳动科技有限公司") == "010-0003", 60,
+                     "the changes made during the outage to arrive")
+            assert _get(f"http://127.0.0.1:{port}/readyz"), "not ready again after the database came back"
+        proxy.cut()
+        assert sorted(r["name"] for r in httpx.get(f"{urls['fx']}/_admin/records/AccountObj").json()) == [
+            "北京字节跳动科技有限公司", "深圳市华为技术有限公司"]  # nothing twice
+    assert server.returncode == 0, "".join(output)[-3000:]
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_one_crm_down_waits_while_the_others_flow_and_status_shows_it(tmp_path, pg_url):
+    state = pg_url.render_as_string(hide_password=False)
+    with three_systems() as urls:
+        admin = httpx.Client(timeout=10)
+        created = admin.post(f"{urls['zoho']}/_admin/records/Accounts",
+                             json={"Account_Name": "深圳市华为技术有限公司", "Phone": "0755-0001"}).json()
+        zoho_id = str(created.get("id") or created.get("details", {}).get("id"))
+        port = free_port()
+        config = tmp_path / "c.yaml"
+        config.write_text(config_text(urls, port, state), encoding="utf-8")
+        with serving(config, port) as (server, output):
+            wait_for(lambda: fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0001"
+                     and erp_phones(urls).get("深圳市华为技术有限公司") == "0755-0001", 40, "the first sync")
+            # Fxiaoke fails every call for a while.
+            admin.patch(f"{urls['fx']}/_admin/switches", json={"error_rate": 1.0, "fault_kinds": ["server_error"]})
+            admin.patch(f"{urls['zoho']}/_admin/records/Accounts/{zoho_id}", json={"Phone": "0755-0002"})
+            wait_for(lambda: erp_phones(urls).get("深圳市华为技术有限公司") == "0755-0002", 40,
+                     "the Zoho edit to reach the ERP while Fxiaoke is down")
+            assert fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0001"
+
+            def fxiaoke_reported():
+                status = _get(f"http://127.0.0.1:{port}/status")
+                flow = status.json()["flows"][0] if status else {}
+                return flow if any("fxiaoke" in a for a in flow.get("attention", [])) else None
+
+            flow = wait_for(fxiaoke_reported, 30, "the status to show Fxiaoke failing")
+            assert any(a.startswith("last run:") and "fxiaoke" in a for a in flow["attention"]), flow["attention"]
+            cli = subprocess.run([*CLI, "status", str(config), "--json"], check=False, capture_output=True, text=True,
+                                 timeout=60)
+            assert cli.returncode == 0 and "fxiaoke" in cli.stdout, cli.stderr
+
+            admin.patch(f"{urls['fx']}/_admin/switches", json={"error_rate": 0.0})
+            wait_for(lambda: fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0002", 60,
+                     "Fxiaoke to catch up once it answers again")
+    assert server.returncode == 0, "".join(output)[-3000:]
+    assert "Traceback" not in "".join(output), "".join(output)[-3000:]
