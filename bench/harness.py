@@ -278,6 +278,8 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
     flows = "flows:\n"
     for entity in entities:
         block = textwrap.dedent(blocks[entity])
+        if "partner" not in entities:  # a reference needs its entity configured
+            block = block.replace(", partner: partner_id", "").replace(", partner: Partner", "")
         if not with_erp:
             block = "\n".join(line for line in block.splitlines() if not line.strip().startswith("erp:"))
         body += textwrap.indent(block.strip("\n") + "\n", "  ")

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         print(f"{system:<10}{n:>8}{minimum[system]:>9}{n / minimum[system]:>8.3f}   {routes}")
     print(f"lower bounds (s): " + ", ".join(f"{k} {v:.2f}" for k, v in bounds.items()))
     print(f"wall {seconds:.2f} s for {total} records = {total / seconds:.0f} records/s; "
-          f"{seconds / floor:.2f}x the lower bound {floor:.2f} s")
+          + (f"{seconds / floor:.2f}x the lower bound {floor:.2f} s" if floor else "no lower bound without latency"))
     print(f"written: Zoho {in_zoho}/{total}, ERP {created['erp']}/{erp_total}; dead letters {dead}; "
           f"Fxiaoke throttled {sum(fx_state.get('throttled', {}).values())}, Zoho throttled {zoho_stats['throttled']}")
     if errors:
