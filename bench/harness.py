@@ -177,7 +177,7 @@ def emulators(limits: Limits, kinds: tuple[str, ...] = ("fxiaoke", "zoho", "king
 
 # -- configuration -------------------------------------------------------------------------------
 def config_text(urls: dict[str, str], state_url: str, entities: list[str], limits: Limits, *,
-                overlap: str = "2s", erp: bool = True) -> str:
+                overlap: str = "2s", erp: bool = True, webhooks: bool = False) -> str:
     """A bench configuration: Fxiaoke, Zoho and (for partners and accounts) the ERP, plain fields
     and the references between entities, so the engine does a real first sync's work."""
     fx_rate = limits.fx_rate_limit
@@ -194,6 +194,7 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             permanent_code: {FX.permanent_code}
             rate_limit_calls: {fx_rate}
             rate_limit_period_seconds: {limits.fx_period}
+            notifications: {{style: {"apl_function" if webhooks else "none"}{", apl_secret: bench-apl-secret-0123456789" if webhooks else ""}}}
           zoho:
             type: zoho
             accounts_url: {urls['zoho']}
@@ -284,7 +285,7 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             block = "\n".join(line for line in block.splitlines() if not line.strip().startswith("erp:"))
         body += textwrap.indent(block.strip("\n") + "\n", "  ")
         members = ["fxiaoke", "zoho"] + (["erp"] if with_erp and ENTITIES[entity][2] else [])
-        flows += f"  {entity}s: {{entity: {entity}, systems: [{', '.join(members)}]}}\n"
+        flows += f"  {entity}s: {{entity: {entity}, systems: [{', '.join(members)}], webhooks: {str(webhooks).lower()}}}\n"
     return systems + body + flows
 
 
