@@ -115,13 +115,33 @@ uvicorn.run(emu.app, host="127.0.0.1", port=port, log_level="warning", access_lo
 """
 
 
-def _start(kind: str, args: list[str], log_dir: Path) -> Emulator:
+# Zoho and Kingdee as `crmsync emulator …` would run them, without importing the whole CLI first
+# (a second or more per process on a busy machine).
+ZOHO_SCRIPT = """
+import sys, uvicorn
+from connectors.zoho.emulator import ZohoEmulator
+port, latency, concurrency = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+emu = ZohoEmulator(latency_ms=latency, concurrency=concurrency, time_zone="+08:00")
+emu.base_url = f"http://127.0.0.1:{port}"
+uvicorn.run(emu.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+KINGDEE_SCRIPT = """
+import sys, uvicorn
+from connectors.kingdee.emulator import create_app
+port, latency = int(sys.argv[1]), float(sys.argv[2])
+uvicorn.run(create_app(latency_ms=latency), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+SCRIPTS = {"fxiaoke": FX_SCRIPT, "zoho": ZOHO_SCRIPT, "kingdee": KINGDEE_SCRIPT}
+
+
+def _spawn(kind: str, args: list[str], log_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = (log_dir / f"{kind}.log").open("w")
-    command = ([sys.executable, "-c", FX_SCRIPT, str(port), *args] if kind == "fxiaoke"
-               else [*CLI, "emulator", kind, *args, "--port", str(port)])
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-c", SCRIPTS[kind], str(port), *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}"
+
+
+def _ready(kind: str, process: subprocess.Popen, url: str, log_dir: Path) -> Emulator:
     deadline = time.monotonic() + 3600  # seeding a million records takes a while
     while True:
         try:
@@ -150,29 +170,32 @@ def emulators(limits: Limits, kinds: tuple[str, ...] = ("fxiaoke", "zoho", "king
     """The emulators, each in its own process, with the documented limits enforced; Fxiaoke
     seeded with ``fx_seed`` (entity → count) before it answers."""
     log_dir = Path(tempfile.mkdtemp(prefix="crmsync-bench-emulators-"))
-    lat = ["--latency-ms", str(limits.latency_ms)]
+    lat = str(limits.latency_ms)
     args = {
-        "fxiaoke": [str(limits.latency_ms), str(limits.fx_rate_limit), str(limits.fx_period),
+        "fxiaoke": [lat, str(limits.fx_rate_limit), str(limits.fx_period),
                     json.dumps({ENTITIES[e][0]: n for e, n in (fx_seed or {}).items()})],
-        "zoho": [*lat, "--concurrency", str(limits.zoho_concurrency), "--time-zone", "+08:00"],
-        "kingdee": lat,
+        "zoho": [lat, str(limits.zoho_concurrency)],
+        "kingdee": [lat],
     }
     started: dict[str, Emulator] = {}
+    spawned = {kind: _spawn(kind, args[kind], log_dir) for kind in kinds}  # they start side by side
     try:
-        for kind in kinds:
-            started[kind] = _start(kind, args[kind], log_dir)
+        for kind, (process, url) in spawned.items():
+            started[kind] = _ready(kind, process, url, log_dir)
         if "kingdee" in started:
             started["kingdee"].switches(max_batch_save=limits.kingdee_batch)
         yield started
     finally:
         for emu in started.values():
             emu.admin.close()
-            emu.process.terminate()
-        for emu in started.values():
+        for process, _ in spawned.values():
+            if process.poll() is None:
+                process.terminate()
+        for process, _ in spawned.values():
             try:
-                emu.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                emu.process.kill()
+                process.kill()
 
 
 # -- configuration -------------------------------------------------------------------------------

@@ -105,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,2000,5000", help="Accounts in the org (default 1000,2000,5000)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency of every API call (default 50)")
+    parser.add_argument("--sides", default="airbyte,crmsync", help="which to run (default both; 'crmsync' alone needs no PyPI)")
     parser.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV, help="where the Airbyte source is installed")
     args = parser.parse_args(argv)
     try:
@@ -113,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--sizes takes comma-separated whole numbers")
     if not args.sizes or min(args.sizes) < 1 or args.latency_ms < 0:
         parser.error("need sizes ≥ 1 and --latency-ms ≥ 0")
+    args.sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not args.sides or set(args.sides) - {"airbyte", "crmsync"}:
+        parser.error("--sides takes airbyte, crmsync or both")
     return args
 
 
@@ -162,7 +166,7 @@ def run_side(command: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    peer = peer_python(args.peer_venv)
+    peer = peer_python(args.peer_venv) if "airbyte" in args.sides else None
     work = Path(tempfile.mkdtemp(prefix="crmsync-bench-vs-airbyte-"))
     (work / "airbyte_runner.py").write_text(AIRBYTE_RUNNER, encoding="utf-8")
     (work / "crmsync_runner.py").write_text(CRMSYNC_RUNNER, encoding="utf-8")
@@ -174,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             zoho = emus["zoho"]
             zoho.admin.post("/seed", json={"count": size, "objects": ["Accounts"]}).raise_for_status()
             results[size] = {}
-            for side, command in (
-                ("airbyte", [str(peer), str(work / "airbyte_runner.py"), zoho.url, *creds]),
-                ("crmsync", [sys.executable, str(work / "crmsync_runner.py"), zoho.url, *creds, str(harness.ROOT)]),
-            ):
+            commands = {
+                "airbyte": [str(peer), str(work / "airbyte_runner.py"), zoho.url, *creds],
+                "crmsync": [sys.executable, str(work / "crmsync_runner.py"), zoho.url, *creds, str(harness.ROOT)],
+            }
+            for side in args.sides:
+                command = commands[side]
                 zoho.admin.post("/calls/reset").raise_for_status()
                 print(f"N={size}: {side} …", flush=True)
                 outcome = run_side(command)
@@ -195,12 +201,15 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"{side}_delivered_{size}"] = r["records"]
             figures[f"{side}_calls_{size}"] = r["calls"]
             figures[f"{side}_rss_mb_{size}"] = round(r["rss_mb"])
-        ratio = sides["crmsync"]["rate"] / sides["airbyte"]["rate"] if sides["airbyte"]["rate"] else float("inf")
-        figures[f"ratio_{size}"] = round(ratio, 2)
-        print(f"{size:>6} crmsync/airbyte records/s: {ratio:.2f}")
-    complete = all(s["crmsync"]["distinct"] == n and s["crmsync"]["records"] == n for n, s in results.items())
+        if len(sides) == 2:
+            ratio = sides["crmsync"]["rate"] / sides["airbyte"]["rate"] if sides["airbyte"]["rate"] else float("inf")
+            figures[f"ratio_{size}"] = round(ratio, 2)
+            print(f"{size:>6} crmsync/airbyte records/s: {ratio:.2f}")
+    complete = all(s[side]["distinct"] == n and s[side]["records"] == n
+                   for n, s in results.items() for side in s if side == "crmsync")
     figures["crmsync_complete"] = int(complete)
-    figures["airbyte_complete"] = int(all(s["airbyte"]["distinct"] == n for n, s in results.items()))
+    if "airbyte" in args.sides:
+        figures["airbyte_complete"] = int(all(s["airbyte"]["distinct"] == n for n, s in results.items()))
     print(harness.key_values(figures))
     return 0 if complete else 1
 

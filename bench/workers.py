@@ -70,36 +70,26 @@ async def first_sync(config: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def enqueue(config: Path, pairs: list[tuple[str, str]]) -> None:
+def enqueue(store, pairs: list[tuple[str, str]]) -> None:
     """The jobs `crmsync serve` enqueues for single-record deliveries, all in one transaction."""
-    from config.loader import load_config
     from sync_engine.service import WEBHOOK_PRIORITY
-    from sync_engine.state.db import StateStore
     from sync_engine.state.queue import JobQueue
 
-    store = StateStore.open(load_config(config).state.url)
     queue = JobQueue(store)
     with store.write() as session:
         for ext, canonical in pairs:
             queue.enqueue("webhook", {"system": "fxiaoke", "hints": [{"object": "AccountObj", "ids": [ext], "event": "update"}]},
                           lock_key=f"record:account:{canonical}", priority=WEBHOOK_PRIORITY, session=session)
-    store.engine.dispose()
 
 
-def queue_state(config: Path) -> tuple[int, int, int]:
+def queue_state(store) -> tuple[int, int, int]:
     """(waiting or running, done, failed or dead)."""
     from sqlalchemy import func, select
 
-    from config.loader import load_config
-    from sync_engine.state.db import StateStore
     from sync_engine.state.models.jobs import Job
 
-    store = StateStore.open(load_config(config).state.url)
-    try:
-        with store.read() as session:
-            rows = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-    finally:
-        store.engine.dispose()
+    with store.read() as session:
+        rows = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
     by = {str(getattr(k, "value", k)): v for k, v in rows.items()}
     return (by.get("queued", 0) + by.get("running", 0), by.get("succeeded", 0) + by.get("done", 0),
             by.get("failed", 0) + by.get("dead", 0))
@@ -129,22 +119,22 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.kill()
 
 
-def one_round(args, config: Path, emus, pairs, processes: int, round_no: int) -> dict[str, float]:
+def one_round(args, config: Path, store, emus, pairs, processes: int, round_no: int) -> dict[str, float]:
     fx, zoho = emus["fxiaoke"], emus["zoho"]
     values = {}
     for i, (ext, _) in enumerate(pairs):
         value = f"0{round_no}-{70000000 + i}"
         fx.admin.patch(f"/records/AccountObj/{ext}", json={"tel": value}).raise_for_status()
         values[ext] = value
-    done_before = queue_state(config)[1]
+    done_before = queue_state(store)[1]
     workers = start_workers(config, processes)
     try:
         calls_before = {k: e.total_calls() for k, e in emus.items()}
         started = time.perf_counter()
-        enqueue(config, pairs)
+        enqueue(store, pairs)
         deadline = started + args.timeout
         while True:
-            waiting, done, failed = queue_state(config)
+            waiting, done, failed = queue_state(store)
             if not waiting or time.perf_counter() > deadline:
                 break
             time.sleep(0.05)
@@ -169,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         pairs = asyncio.run(first_sync(config))
         print(f"first sync of {len(pairs)} accounts in {time.perf_counter() - started:.1f} s", flush=True)
+        from sync_engine.state.db import StateStore
+
+        store = StateStore.open(state_url)
         for round_no, processes in enumerate(args.processes, 1):
-            results[processes] = one_round(args, config, emus, pairs, processes, round_no)
+            results[processes] = one_round(args, config, store, emus, pairs, processes, round_no)
             r = results[processes]
             print(f"{processes} process(es): {r['jobs']} jobs in {r['seconds']:.2f} s", flush=True)
+        store.engine.dispose()
     base = results[args.processes[0]]
     print(f"{'processes':>10}{'seconds':>9}{'jobs/s':>9}{'records/s':>11}{'speed-up':>10}{'in Zoho':>9}{'failed':>8}{'calls':>8}")
     figures: dict[str, object] = {"jobs": args.jobs, "latency_ms": args.latency_ms, "cores": os.cpu_count()}
