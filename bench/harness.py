@@ -27,9 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from connectors.emulation.server import free_port  # noqa: E402
-from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
-from connectors.zoho.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN  # noqa: E402
+from connectors.emulation.server import free_port
+from connectors.fxiaoke.emulator import EmulatorConfig
+from connectors.zoho.emulator import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+)
 
 CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 FX = EmulatorConfig()

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-from harness import ENTITIES, FX_PAGE, ZOHO_BATCH, Limits, ceil_div  # noqa: E402
+import harness
+from harness import ENTITIES, FX_PAGE, ZOHO_BATCH, Limits, ceil_div
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
     for system, n in made.items():
         routes = ", ".join(f"{harness.route_label(r)}={c}" for r, c in sorted(calls[system].items(), key=lambda kv: -kv[1])[:6])
         print(f"{system:<10}{n:>8}{minimum[system]:>9}{n / minimum[system]:>8.3f}   {routes}")
-    print(f"lower bounds (s): " + ", ".join(f"{k} {v:.2f}" for k, v in bounds.items()))
+    print("lower bounds (s): " + ", ".join(f"{k} {v:.2f}" for k, v in bounds.items()))
     print(f"wall {seconds:.2f} s for {total} records = {total / seconds:.0f} records/s; "
           + (f"{seconds / floor:.2f}x the lower bound {floor:.2f} s" if floor else "no lower bound without latency"))
     print(f"written: Zoho {in_zoho}/{total}, ERP {created['erp']}/{erp_total}; dead letters {dead}; "

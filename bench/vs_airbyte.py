@@ -38,8 +38,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-from harness import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, Limits  # noqa: E402
+import harness
+from harness import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+    Limits,
+)
 
 PEER_PACKAGE = "airbyte-source-zoho-crm==0.3.6"
 DEFAULT_PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "crmsync-bench" / "airbyte-venv"
@@ -124,7 +129,7 @@ def peer_python(venv: Path) -> Path:
     """The peer's interpreter, installing the pinned package into its own venv the first time."""
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import source_zoho_crm, airbyte_cdk"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     print(f"installing {PEER_PACKAGE} into {venv} (once) …", flush=True)
     venv.parent.mkdir(parents=True, exist_ok=True)

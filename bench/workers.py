@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-from harness import Limits  # noqa: E402
+import harness
+from harness import Limits
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
-from harness import parse_key_values  # noqa: E402
+from harness import parse_key_values
 
 
 def run(script: str, *args: str, timeout: float = 120) -> tuple[dict[str, str], str]:
-    done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, capture_output=True, text=True, check=False,
                           timeout=timeout)
     assert done.returncode == 0, f"{script} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
