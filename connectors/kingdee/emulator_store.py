@@ -42,6 +42,10 @@ SWITCH_DEFAULTS: dict[str, Any] = {
     "edit_audited": False,  # Save may change submitted/audited records (UNCONFIRMED; real servers refuse)
     "max_query_limit": QUERY_LIMIT_MAX,
     "rate_limit_fault": "msgcode",  # injected rate limits: "msgcode" (HTTP 200, MsgCode 14) or "http429"
+    # Most models one BatchSave takes (0 = no limit). The sources give no number; the size is the
+    # customer's server setting in practice, so benches set it to the connector's write_batch to
+    # prove no call exceeds it. A larger batch fails whole, before any row is saved.
+    "max_batch_save": 0,
 }
 
 
@@ -157,6 +161,9 @@ class KingdeeStore:
             models = [models] if isinstance(models, dict) else None
         if not models or not all(isinstance(m, dict) for m in models):
             raise StoreError(MsgCode.PARAMETER, "参数Model格式不正确：Save 需要一个对象，BatchSave 需要对象数组")
+        cap = int(self.switch("max_batch_save") or 0)
+        if batch and cap and len(models) > cap:
+            raise StoreError(MsgCode.PARAMETER, f"BatchSave 一次最多 {cap} 个对象，本次 {len(models)} 个")
         need = [str(k) for k in options.get("needupdatefields") or []]
         delete_entry = _truthy(options.get("isdeleteentry", True))
         verify = _truthy(options.get("isverifybasedatafield", False))

@@ -3,6 +3,7 @@
 Serves what crmsync (and Airbyte's Zoho source, for the comparison bench) use:
 
 * ``POST /oauth/v2/token`` (refresh grant; query string or form body) and ``/revoke``;
+* ``/crm/{version}/org`` (organisation and edition);
 * ``/crm/{version}/{module}`` list, get, insert, update, upsert, delete, ``/deleted``,
   ``/actions/count``; ``/settings/modules``, ``/settings/fields``; ``/actions/watch``;
 
@@ -280,6 +281,11 @@ def build_app(emu: ZohoEmulator) -> FastAPI:
         ids = {name: m.id for name, m in store.modules_def.items()}
         return respond(200, {"fields": [f.metadata(mdef.id, ids) for f in mdef.fields]})
 
+    @app.get("/crm/{version}/org")
+    async def org(version: str, request: Request) -> Response:
+        authorize(request, version)
+        return respond(200, {"org": [_org_details(emu)]})
+
     # -- notifications --------------------------------------------------------
     @app.post("/crm/{version}/actions/watch")
     async def watch_enable(version: str, request: Request) -> Response:
@@ -492,6 +498,32 @@ def build_app(emu: ZohoEmulator) -> FastAPI:
                        fault_exempt=("/oauth",))
     app.add_middleware(ThrottleMiddleware, throttle=emu.throttle, switches=emu.switches, calls=emu.calls)
     return app
+
+
+#: Concurrency limit per edition (reference §4): the org answer names the edition the throttle enforces.
+EDITION_BY_CONCURRENCY = {5: "free", 10: "standard", 15: "professional", 20: "enterprise", 25: "ultimate"}
+
+
+def _org_details(emu: ZohoEmulator) -> dict[str, Any]:
+    """``GET /org`` (Get Organization Data): the keys Zoho documents, for a paid org whose edition
+    matches the emulated concurrency limit (clients such as Airbyte's source size their metadata
+    calls from ``license_details``). The ``edition`` switch overrides it."""
+    concurrency = emu.switches.extra.get("concurrency")
+    edition = emu.store.switch("edition") or EDITION_BY_CONCURRENCY.get(int(concurrency or 20), "enterprise")
+    offset = str(emu.store.switch("time_zone") or "+05:30")
+    return {
+        "id": "5725767000000021001", "company_name": "Zylker 深圳", "alias": None, "primary_email": "admin@zylker.example.com",
+        "primary_zuid": "5725767000000411001", "zgid": "60010001", "domain_name": "org60010001", "website": "www.zylker.example.com",
+        "phone": "+86 755 2878 0000", "mobile": None, "fax": None, "employee_count": "200", "description": None,
+        "street": "科技园南路 8 号", "city": "深圳", "state": "广东", "zip": "518057", "country": "China", "country_code": "CN",
+        "time_zone": "Asia/Shanghai" if offset == "+08:00" else "Asia/Kolkata", "currency": "Chinese Yuan Renminbi - CNY",
+        "currency_symbol": "¥", "iso_code": "CNY", "currency_locale": "zh_CN", "mc_status": False,
+        "gapps_enabled": False, "translation_enabled": True, "privacy_settings": False, "zia_portal_id": None,
+        "photo_id": None,
+        "license_details": {"paid": edition != "free", "paid_type": None if edition == "free" else edition,
+                            "paid_expiry": None, "trial_type": None, "trial_expiry": None,
+                            "users_license_purchased": 10},
+    }
 
 
 def _fields(request: Request, version: float, *, required: bool) -> list[str] | None:

@@ -254,3 +254,20 @@ def test_emulator_command_prints_the_credentials(monkeypatch):
     assert state.switches.latency_ms == 20 and len(state.store.records["BD_Customer"]) == 5
     bad = CliRunner().invoke(app, ["--port", "1", "--error-rate", "2"])
     assert bad.exit_code != 0 and "between 0 and 1" in bad.output
+
+
+def test_batch_save_cap_refuses_a_larger_batch_whole(emu, session):
+    """``max_batch_save`` lets a bench prove the connector never sends more models per BatchSave than allowed."""
+    emu.admin("PATCH", "/switches", json={"max_batch_save": 2})
+
+    def batch(names: list[str]) -> dict:
+        models = [{"FName": n, "FCreateOrgId": {"FNumber": "100"}, "FUseOrgId": {"FNumber": "100"}} for n in names]
+        return session.post(f"/K3Cloud/{Stub.BATCH_SAVE.path}",
+                            json={"formid": "BD_Customer", "data": json.dumps({"Model": models})}).json()
+
+    refused = batch(["上限一有限公司", "上限二有限公司", "上限三有限公司"])["Result"]["ResponseStatus"]
+    assert refused["IsSuccess"] is False and refused["MsgCode"] == 8
+    assert "最多 2" in refused["Errors"][0]["Message"]
+    assert query(emu.store, "FName like '上限%'") == []  # nothing of the refused batch was saved
+    accepted = batch(["上限一有限公司", "上限二有限公司"])["Result"]["ResponseStatus"]
+    assert accepted["IsSuccess"] is True and len(accepted["SuccessEntitys"]) == 2

@@ -237,3 +237,21 @@ def test_a_module_of_250000_records_pages_quickly():
             last = client.get("/crm/v8/Accounts", params={**params, "sort_order": "desc", "per_page": 1}).json()["data"][0]
             assert last["id"] == rid
     assert elapsed < 3.0
+
+
+def test_org_details_name_the_edition_the_throttle_enforces(org, api):
+    """Airbyte's source reads license_details.paid_type from /crm/v2/org to size its metadata calls."""
+    answer = api.get("/crm/v2/org")
+    assert answer.status_code == 200
+    (details,) = answer.json()["org"]
+    assert {"id", "company_name", "time_zone", "currency", "iso_code", "license_details"} <= set(details)
+    assert details["license_details"]["paid"] is True
+    assert details["license_details"]["paid_type"] == "enterprise"  # no concurrency limit set: the default edition
+    org.switch(concurrency=10)
+    assert api.get("/crm/v8/org").json()["org"][0]["license_details"]["paid_type"] == "standard"
+    org.switch(concurrency=5)
+    free = api.get("/crm/v8/org").json()["org"][0]["license_details"]
+    assert free["paid"] is False and free["paid_type"] is None
+    org.switch(edition="ultimate")
+    assert api.get("/crm/v8/org").json()["org"][0]["license_details"]["paid_type"] == "ultimate"
+    assert error_of(httpx.get(f"{org.url}/crm/v2/org")) == (401, "AUTHENTICATION_FAILURE")

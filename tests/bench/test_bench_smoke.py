@@ -1,0 +1,74 @@
+"""The benchmark scripts run end to end at a tiny size and end with a parseable key=value line.
+
+Sizes are tiny so the whole file stays within a minute: these prove the scripts work (emulators
+start, the engine syncs every record, the figures add up), not how fast anything is.
+vs_airbyte runs its crmsync side only (the Airbyte side needs PyPI); memory runs one small size.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+from harness import parse_key_values
+
+
+def run(script: str, *args: str, timeout: float = 120) -> tuple[dict[str, str], str]:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, capture_output=True, text=True, check=False,
+                          timeout=timeout)
+    assert done.returncode == 0, f"{script} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    figures = parse_key_values(lines[-1])
+    assert figures, f"{script}: no key=value line at the end:\n{done.stdout[-2000:]}"
+    return figures, done.stdout
+
+
+def test_initial_sync_moves_every_record_and_counts_calls():
+    figures, out = run("initial_sync.py", "--records", "30", "--latency-ms", "5")
+    # 3 partners + 30 accounts + 30 contacts + 15 deals, all in Zoho, partners and accounts in the ERP
+    assert figures["records"] == "78" and figures["written_zoho"] == "78" and figures["written_erp"] == "33"
+    assert figures["complete"] == "1" and figures["dead_letters"] == "0"
+    # Every system is read and written at least once per entity: never fewer calls than the minimum.
+    assert float(figures["calls_ratio"]) >= 1.0 and int(figures["calls"]) >= int(figures["calls_min"])
+    assert float(figures["wall_ratio"]) >= 1.0 and float(figures["peak_rss_mb"]) > 0
+    assert "BatchSave" in out  # the ERP was written through BatchSave, under the emulator's cap
+
+
+def test_incremental_noop_pass_writes_nothing_and_changes_are_written_once():
+    figures, _ = run("incremental.py", "--sizes", "20,40", "--changes", "5", "--latency-ms", "0")
+    assert figures["complete"] == "1"
+    for size in ("20", "40"):
+        assert figures[f"noop_writes_{size}"] == "0"
+        assert figures[f"change_writes_{size}"] == "10"  # 5 changed accounts, each to Zoho and the ERP
+    assert float(figures["noop_t_ratio"]) > 0 and int(figures["noop_max_calls_per_system"]) >= 1
+
+
+def test_memory_reports_peak_rss_per_size():
+    figures, out = run("memory.py", "--sizes", "25", "--no-erp")
+    assert figures["complete"] == "1" and float(figures["rss_mb_25"]) > 20
+    assert "MB per 10,000 accounts" in out
+
+
+@pytest.mark.postgres
+def test_workers_drain_the_queue_with_two_processes():
+    url = os.environ.get("CRMSYNC_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("CRMSYNC_TEST_DATABASE_URL is not set")
+    figures, out = run("workers.py", "--jobs", "20", "--processes", "2", "--latency-ms", "0", "--url", url)
+    # every job done and every edit found in Zoho (complete=1 checks both)
+    assert figures["complete"] == "1" and float(figures["jobs_per_s_2"]) > 0 and figures["speedup_2"] == "1.0"
+    assert "first sync of 20 accounts" in out
+
+
+def test_vs_airbyte_crmsync_side_delivers_every_record():
+    figures, _ = run("vs_airbyte.py", "--sides", "crmsync", "--sizes", "2100", "--latency-ms", "0")
+    # past 2,000 records: crmsync switches to page_token and delivers them all, each once
+    assert figures["crmsync_delivered_2100"] == "2100" and figures["crmsync_complete"] == "1"
+    assert int(figures["crmsync_calls_2100"]) >= 11  # 200 a page at most
