@@ -224,7 +224,7 @@ def test_state_database_unreachable_at_start_is_a_clear_error(tmp_path, command)
 
 
 @pytest.mark.postgres
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_state_database_lost_during_a_run_workers_pause_and_resume(tmp_path, pg_url):
     proxy = CuttableProxy((pg_url.host or "127.0.0.1", pg_url.port or 5432))
     state = pg_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
@@ -250,7 +250,7 @@ def test_state_database_lost_during_a_run_workers_pause_and_resume(tmp_path, pg_
             finally:
                 proxy.restore()
             wait_for(lambda: fx_phones(urls).get("深圳市华为技术有限公司") == "0755-0002"
-                     and erp_phones(urls).get("北京字节跳动科技有限公司") == "010-0003", 60,
+                     and erp_phones(urls).get("北京字节跳动科技有限公司") == "010-0003", 150,
                      "the changes made during the outage to arrive")
             assert _get(f"http://127.0.0.1:{port}/readyz"), "not ready again after the database came back"
         proxy.cut()
