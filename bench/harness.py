@@ -41,7 +41,7 @@ FX = EmulatorConfig()
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
-# Documented page and batch sizes (connectors' READMEs, /work/shared/reference).
+# Documented page and batch sizes (connectors' READMEs, ../shared/reference).
 FX_PAGE = 100          # Fxiaoke query limit
 ZOHO_PAGE = 200        # Zoho per_page
 ZOHO_BATCH = 100       # Zoho records per insert

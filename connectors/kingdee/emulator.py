@@ -1,6 +1,6 @@
 """A local K/3 Cloud WebAPI (金蝶云星空) for tests, benchmarks and the demo - a simulator, not the ERP.
 
-It follows the wire contract in ``/work/shared/reference/erp.md`` §1:
+It follows the wire contract in ``../shared/reference/erp.md`` §1:
 ``POST /K3Cloud/{stub}.common.kdsvc`` (path case-insensitive, as on IIS), JSON
 bodies in the SDK shape (``{"formid", "data"}``, ``data`` as object or JSON
 string) and the older ``{"parameters": [...]}`` shape; logins by

@@ -1,6 +1,6 @@
 """Wire-level facts of the K/3 Cloud (金蝶云星空) WebAPI, shared by the connector and its emulator.
 
-Sources are in ``/work/shared/reference/erp.md`` §1: every call is
+Sources are in ``../shared/reference/erp.md`` §1: every call is
 ``POST {server}/K3Cloud/{stub}.common.kdsvc`` with a JSON body; errors come back
 as HTTP 200 with a ``ResponseStatus`` (wrapped as ``[[{"Result": …}]]`` for
 ExecuteBillQuery); ``MsgCode`` values are the documented table.

@@ -1,7 +1,7 @@
 """Fixtures for the Kingdee tests: the emulator on real loopback HTTP, connectors pointed at it.
 
 The emulator is a simulator of the documented K/3 Cloud WebAPI contract, not the
-ERP itself; contract facts and open questions are in ``/work/shared/reference/erp.md``.
+ERP itself; contract facts and open questions are in ``../shared/reference/erp.md``.
 """
 from __future__ import annotations
 
