@@ -256,6 +256,14 @@ class WebhookVerifier(abc.ABC):
     ) -> WebhookDelivery:
         """Return the delivery, or raise :class:`connectors.errors.WebhookRejected`."""
 
+    def stored_body(self, body: bytes) -> str:
+        """The body as the inbox keeps it, after :meth:`verify` accepted it.
+
+        A sender that puts a credential in the body (Zoho's channel ``token``) overrides this to
+        replace it: the inbox is for tracing deliveries, and verification has already happened.
+        """
+        return body.decode("utf-8", "replace")
+
 
 class CallObserver(abc.ABC):
     """Told about every API call a connector makes (metrics, call counts)."""

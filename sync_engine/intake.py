@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from connectors.base import WebhookDelivery, WebhookVerifier
 
+from .logs import redact, register_secret
 from .runtime import Runtime
 from .state.inbox import Delivery, accept_deliveries
 from .state.models import Channel, Link
@@ -65,15 +66,22 @@ class WebhookIntake:
 
     def channel_token(self, channel_id: str) -> str | None:
         with self.rt.store.read() as session:
-            return session.scalar(select(Channel.token).where(Channel.channel_id == channel_id))
+            token = session.scalar(select(Channel.token).where(Channel.channel_id == channel_id))
+        register_secret(token)  # a channel token is a credential: redacted wherever it would be shown
+        return token
 
     async def accept(self, system_name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes) -> bool:
         """Store the delivery and enqueue its job (one transaction, committed on return); False for a redelivery."""
         hints = [asdict(h) | {"occurred_at": h.occurred_at.isoformat() if h.occurred_at else None} for h in delivery.hints]
         single = [(h.object, str(i)) for h in delivery.hints for i in h.ids]
+        verifier = self.verifier(system_name)
+        # Verified already: what is stored keeps no credential (Zoho's channel token rides in the
+        # body), and no secret crmsync knows of, whatever header or field carried it.
+        text = verifier.stored_body(body) if verifier is not None else body.decode("utf-8", "replace")
         item = Delivery(
-            system=system_name, dedupe_key=delivery.dedupe_key[:255], body=body.decode("utf-8", "replace"),
-            headers=dict(headers), job_payload={"system": system_name, "hints": hints},
+            system=system_name, dedupe_key=delivery.dedupe_key[:255], body=redact(text),
+            headers={k: redact(v) if isinstance(v, str) else v for k, v in headers.items()},
+            job_payload={"system": system_name, "hints": hints},
         )
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._wake:

@@ -23,6 +23,7 @@ from connectors.errors import AuthError, ConnectorError
 from .engine import SyncEngine
 from .intake import WEBHOOK_PRIORITY, WebhookIntake  # noqa: F401 - part of this module's interface
 from .leases import LeaseKeeper
+from .logs import register_secret
 from .operations import replay_dead_letters
 from .records import dead_letter
 from .runtime import Runtime
@@ -276,6 +277,7 @@ async def renew_channels(rt: Runtime, notify_base: str | None) -> dict[str, Any]
             continue
         channel_id = channel.channel_id if channel is not None else str(secrets.randbelow(10**15) + 10**15)
         token = secrets.token_urlsafe(24)[:32]
+        register_secret(token)  # the channel's credential: never shown in logs or stored bodies
         expires = utc_now() + timedelta(days=1)
         result = await connector.enable_notifications(objects, f"{base}/webhooks/{name}", channel_id, token, expires)
         with rt.store.write() as session:

@@ -75,6 +75,22 @@ class ZohoWebhookVerifier(WebhookVerifier):
         )
 
 
+    def stored_body(self, body: bytes) -> str:
+        """The callback without its channel ``token`` (a credential: anyone holding it can post callbacks)."""
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return super().stored_body(body)
+        if isinstance(payload, dict) and "token" in payload:
+            payload["token"] = REDACTED
+            return json.dumps(payload, ensure_ascii=False)
+        return super().stored_body(body)
+
+
+#: What replaces a credential in a stored body (the logs' marker).
+REDACTED = "***"
+
+
 def _server_time(value: Any) -> datetime | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return datetime.fromtimestamp(value / 1000, tz=timezone.utc)

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,8 @@ WRONG = {  # what a misconfigured deployment sends instead: must not leak either
     "fx_app_secret": "fxas-WRONGLEAK-2222bbbb3333",
     "kd_password": "kdpw-WRONGLEAK-4444cccc5555",
 }
+#: The token crmsync gave a Zoho watch channel; Zoho sends it back in each callback's body.
+ZOHO_CHANNEL, ZOHO_CHANNEL_TOKEN = "1000000068001", "zchan-LEAKCHECK-6d5c4b3a2f1e"
 # With a MariaDB at hand (CI), the ERP database refuses the password; otherwise nothing listens on port 1.
 _MYSQL = os.environ.get("CRMSYNC_TEST_MYSQL_URL")
 SQL_USER_HOST = (
@@ -191,15 +194,17 @@ def assert_no_secret(texts: list[str], extra: set[str] = frozenset()) -> None:
 
 
 def _state_rows(config: Path) -> list[str]:
-    """Dead letters and webhook inbox rows, as stored."""
+    """Every row of the state database as stored (dead letters, the webhook inbox, jobs, runs, audit
+    history, records, …) except the channel table, which must keep Zoho's channel tokens to check
+    callbacks with."""
     from sqlalchemy import create_engine
 
-    from sync_engine.state.models import DeadLetter, InboxEntry, Job
+    from sync_engine.state.models import Base, Channel
 
     engine = create_engine(f"sqlite:///{config.with_suffix('.db')}")
     with engine.connect() as c:
-        rows = [json.dumps([str(v) for v in row], ensure_ascii=False)
-                for model in (DeadLetter, InboxEntry, Job) for row in c.execute(select(model.__table__))]
+        tables = [t for t in Base.metadata.sorted_tables if t is not Channel.__table__]
+        rows = [json.dumps([str(v) for v in row], ensure_ascii=False) for table in tables for row in c.execute(select(table))]
     engine.dispose()
     return rows
 
@@ -263,6 +268,8 @@ async def test_ops_routes_and_failing_webhooks_leak_no_secret(world, tmp_path):
     from sync_engine.engine import SyncEngine
     from sync_engine.logs import register_secret, setup_logging
     from sync_engine.runtime import Runtime
+    from sync_engine.state.models import Channel
+    from sync_engine.state.types import utc_now
     from webhooks.app import create_app
 
     config_path = world.write_config("ops")
@@ -289,6 +296,17 @@ async def test_ops_routes_and_failing_webhooks_leak_no_secret(world, tmp_path):
                         headers, body = apl_push(secret, object_api_name="AccountObj", ids=["65f0c3a1b2c3d4e5f6a7b8c9"],
                                                  event="update", timestamp_ms=stamp, event_id=f"e-{stamp}-{secret[:3]}")
                         texts.append((await client.post("/webhooks/fxiaoke", content=body, headers=headers)).text)
+                    # Zoho's callback carries the channel's token in its body: answered, stored without it.
+                    with runtime.store.write() as s:
+                        if s.scalar(select(Channel).where(Channel.channel_id == ZOHO_CHANNEL)) is None:
+                            s.add(Channel(system="zoho", channel_id=ZOHO_CHANNEL, token=ZOHO_CHANNEL_TOKEN,
+                                          objects=["Accounts"], expires_at=utc_now() + timedelta(days=1)))
+                    for token in (ZOHO_CHANNEL_TOKEN, "wrong-" + ZOHO_CHANNEL_TOKEN):
+                        callback = {"channel_id": ZOHO_CHANNEL, "token": token, "module": "Accounts",
+                                    "operation": "update", "ids": ["3652397000000649013"], "server_time": now_ms}
+                        reply = await client.post("/webhooks/zoho", json=callback)
+                        texts.append(reply.text)
+                        assert reply.status_code == (200 if token == ZOHO_CHANNEL_TOKEN else 401), reply.text
                     body = b'{"object": "customer", "ids": ["C1"], "event_id": "x"}'
                     for secret in (SECRETS["sql_webhook_secret"], "guess"):
                         stamp = str(int(time.time()))
@@ -300,8 +318,10 @@ async def test_ops_routes_and_failing_webhooks_leak_no_secret(world, tmp_path):
             _drop_crmsync_handlers()
         texts.append(stream.getvalue())
     assert any("rejected" in t for t in texts), "the forged webhooks were not logged"
-    texts += _state_rows(config_path)
-    assert_no_secret(texts, world.issued_tokens())
+    rows = _state_rows(config_path)
+    assert any(ZOHO_CHANNEL in r for r in rows), "the Zoho callback was not stored in the inbox"
+    texts += rows
+    assert_no_secret(texts, world.issued_tokens() | {ZOHO_CHANNEL_TOKEN, "wrong-" + ZOHO_CHANNEL_TOKEN})
 
 
 def test_a_state_database_refusing_its_password_leaks_it_nowhere(world, capsys, monkeypatch):

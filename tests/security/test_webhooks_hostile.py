@@ -382,6 +382,32 @@ async def test_rejections_are_counted_and_echo_no_secret(service):
 
 
 @BOTH_BACKENDS
+@pytest.mark.parametrize("system", sorted(VALID))
+async def test_stored_deliveries_keep_no_credential(service, system):
+    """Zoho puts the channel token in the body: the inbox keeps the delivery (for tracing) without it,
+    and no other stored row (inbox headers, job payload) carries any of the secrets either."""
+    from sqlalchemy import select
+
+    from config.secrets import iter_secrets
+    from sync_engine.logs import register_secret
+    from sync_engine.state.models import InboxEntry, Job
+
+    for secret in iter_secrets(service.runtime.config):  # what `crmsync serve` does on start
+        register_secret(secret)
+    headers, body = VALID[system]()
+    assert (await post(service, system, headers | {"x-forwarded-note": APL_SECRET}, body)).status_code == 200
+    with service.runtime.store.read() as s:
+        entry = s.scalars(select(InboxEntry)).one()
+        stored = json.dumps([entry.body, entry.headers, [j.payload for j in s.scalars(select(Job))]], ensure_ascii=False)
+    for secret in (ZOHO_TOKEN, FX_TOKEN, FX_AES_KEY, APL_SECRET, ERP_SECRET):
+        assert secret not in stored, stored
+        assert json.dumps(secret)[1:-1] not in stored, stored  # nor JSON-escaped (Ω in the Zoho token)
+    if system == "zoho":
+        kept = json.loads(entry.body)
+        assert kept["token"] == "***" and kept["ids"] == ["3652397000000649013"] and kept["channel_id"] == ZOHO_CHANNEL
+
+
+@BOTH_BACKENDS
 async def test_the_longest_acceptable_ids_are_stored_on_every_backend(service):
     """255-character ids (the column's size) pass, and their job's lock key still fits its column."""
     headers, body = apl(ids=("6" * 255,), event_id="long-1")
