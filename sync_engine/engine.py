@@ -58,7 +58,7 @@ class SyncEngine:
             pulled: list[str] = []
 
             async def pull(system: str) -> None:
-                paused = self._paused(uow, system)
+                paused, auth_failed = self._gate(uow, system)
                 if paused:
                     report.errors.append(f"{system}: paused until {paused.isoformat()}")
                     return
@@ -67,6 +67,9 @@ class SyncEngine:
                     pulled.append(system)
                 except ConnectorError as exc:
                     self._system_failed(uow, report, system, exc)
+                else:
+                    if auth_failed:  # it took our credentials again: the alarm clears without waiting for check_auth
+                        self._auth_recovered(uow, system)
 
             # The systems are read side by side; staging transactions hold no await, so they never interleave.
             await asyncio.gather(*(pull(system) for system in readable_systems(self.rt, flow_name)))
@@ -345,12 +348,20 @@ class SyncEngine:
         except Exception:  # noqa: BLE001 - bookkeeping must not mask the pass's own outcome
             log.exception("could not record the end of run %s", report.run_id)
 
-    def _paused(self, uow: UnitOfWork, system: str):
+    def _gate(self, uow: UnitOfWork, system: str):
+        """(paused until, or None; whether the system last refused our credentials)."""
         with uow.tx() as session:
             state = session.get(SystemState, system)
-            if state and state.paused_until and state.paused_until > utc_now():
-                return state.paused_until
-        return None
+            if state is None:
+                return None, False
+            paused = state.paused_until if state.paused_until and state.paused_until > utc_now() else None
+            return paused, state.auth_state == "failed"
+
+    def _auth_recovered(self, uow: UnitOfWork, system: str) -> None:
+        with uow.tx() as session:
+            state = session.get(SystemState, system)
+            if state is not None and state.auth_state == "failed":
+                state.auth_state, state.auth_error = "ok", None
 
     def _system_failed(self, uow: UnitOfWork, report: Report, system: str, exc: ConnectorError) -> None:
         report.errors.append(f"{system}: {exc}")

@@ -26,6 +26,21 @@ def _moved(counts: dict[str, Any]) -> int:
     return sum(int(c.get(k, 0)) for c in counts.values() if isinstance(c, dict) for k in ("created", "updated", "deleted"))
 
 
+#: Worst first. ``auth_failed``: every system of the flow refuses our credentials, so nothing
+#: moves whatever the runs say; ``degraded``: some do, and their share of the work waits.
+HEALTH_ORDER = {"auth_failed": 0, "error": 1, "degraded": 2, "warning": 3, "ok": 4}
+
+
+def _health(systems: list[str], refused: dict[str, str], last: Run | None, attention: list[str]) -> str:
+    if refused and len(refused) == len(set(systems)):
+        return "auth_failed"
+    if last is not None and str(last.status) == "failed":
+        return "error"
+    if refused:
+        return "degraded"
+    return "warning" if attention else "ok"
+
+
 def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = None) -> dict[str, Any]:
     now = utc_now()
     since = now - timedelta(hours=24)
@@ -47,7 +62,14 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
         conflicts = dict(session.execute(
             select(Conflict.entity, func.count()).where(Conflict.at >= since).group_by(Conflict.entity)
         ).all())
+        states = {s.system: s for s in session.scalars(select(SystemState))}
         for name, flow in rt.config.flows.items():
+            # Systems of the flow refusing our credentials (the last pull or the scheduled check_auth
+            # said so; either clears it once they accept them again).
+            refused = {
+                s: states[s].auth_error or "credentials refused"
+                for s in dict.fromkeys(flow.systems) if s in states and states[s].auth_state == "failed"
+            }
             runs = list(session.scalars(
                 select(Run).where(Run.flow == name, Run.started_at >= since).order_by(Run.id.desc()).limit(500)
             ))
@@ -60,7 +82,8 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
                  "lag": (r.stats or {}).get("lag_seconds")}
                 for r in reversed(runs) if r.finished_at is not None
             ]
-            attention = []
+            attention = [f"{s} refuses our credentials: {reason.splitlines()[0][:160] if reason else ''}"
+                         for s, reason in refused.items()]
             if last is not None and str(last.status) == "failed":
                 attention.append("last run failed")
             finished = next((r for r in runs if r.finished_at is not None), None)
@@ -78,8 +101,9 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
                 "entity": flow.entity,
                 "systems": flow.systems,
                 "enabled": flow.enabled,
-                "health": "error" if last is not None and str(last.status) == "failed" else ("warning" if attention else "ok"),
+                "health": _health(flow.systems, refused, last, attention),
                 "attention": attention,
+                "auth_failed": refused,
                 "last_run": None if last is None else {
                     "id": last.id, "kind": str(last.kind), "status": str(last.status), "started_at": _iso(last.started_at),
                     "finished_at": _iso(last.finished_at), "records_moved": _moved((last.stats or {}).get("counts", {})),
@@ -95,7 +119,6 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
                 "dead_letters_open": letters.get(name, 0),
                 "series": series,
             })
-        states = {s.system: s for s in session.scalars(select(SystemState))}
         channels = {c.system: c for c in session.scalars(select(Channel))}
     systems = []
     for name, spec in rt.config.systems.items():
@@ -119,7 +142,7 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
             **{k: v for k, v in info.items() if k not in ("auth_state",)},
         })
     counts = JobQueue(rt.store).counts()
-    flows.sort(key=lambda f: ({"error": 0, "warning": 1, "ok": 2}[f["health"]], f["name"]))
+    flows.sort(key=lambda f: (HEALTH_ORDER[f["health"]], f["name"]))
     return {
         "generated_at": _iso(now),
         "flows": flows,

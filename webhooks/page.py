@@ -14,9 +14,9 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft Y
 h1{font-size:20px;margin:0 0 4px} .sub{color:#667;margin-bottom:18px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:12px 14px}
-.card.error{border-left:5px solid #d0342c}.card.warning{border-left:5px solid #e7a010}.card.ok{border-left:5px solid #2f9e55}
+.card.error,.card.auth_failed{border-left:5px solid #d0342c}.card.degraded{border-left:5px solid #e7a010}.card.warning{border-left:5px solid #e7a010}.card.ok{border-left:5px solid #2f9e55}
 .name{font-weight:600;font-size:15px}.badge{font-size:11px;padding:1px 6px;border-radius:9px;margin-left:6px;color:#fff}
-.badge.error{background:#d0342c}.badge.warning{background:#e7a010}.badge.ok{background:#2f9e55}
+.badge.error,.badge.auth_failed{background:#d0342c}.badge.degraded{background:#e7a010}.badge.warning{background:#e7a010}.badge.ok{background:#2f9e55}
 dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:8px 0}dt{color:#667}dd{margin:0}
 .attention{color:#a3320b;font-size:13px}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eee;font-size:13px}h2{font-size:16px;margin:22px 0 8px}
