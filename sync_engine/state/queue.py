@@ -66,7 +66,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .db import StateStore
-from .models import PENDING_JOB_STATUSES, Job, JobStatus
+from .models import PENDING_JOB_STATUSES, Job, JobStatus, Run, RunStatus
 from .types import UTCDateTime, utc_now
 from .wakeup import announce
 
@@ -77,6 +77,7 @@ MAX_ERROR_LENGTH = 4000
 _RACE_RETRIES = 5
 
 _jobs = Job.__table__
+_runs = Run.__table__
 
 
 def _status_in(column: Any, *statuses: JobStatus) -> ColumnElement[bool]:
@@ -467,10 +468,12 @@ class JobQueue:
                 lease_expires_at=None,
                 heartbeat_at=None,
             )
-            .returning(_jobs.c.id, _jobs.c.status)
+            .returning(_jobs.c.id, _jobs.c.status, _jobs.c.last_error)
         )
         with self.store.write() as s:
             rows = s.execute(statement).all()
+            if rows:
+                _abandon_runs(s, rows, now)
             if any(r.status == JobStatus.QUEUED for r in rows):
                 announce(s)
         return RescueReport(
@@ -704,3 +707,16 @@ __all__ = [
     "RetryPolicy",
     "new_worker_id",
 ]
+
+
+def _abandon_runs(session: Session, rescued: Sequence[Any], now: ColumnElement[datetime]) -> None:
+    """The runs the rescued jobs' workers left "running" end as failed, saying why: the worker died
+    or hung, so nothing else would ever finish them (a retry records a run of its own)."""
+    for row in rescued:
+        fate = "its last attempt: the job is dead" if row.status == JobStatus.DEAD else "the job was queued again"
+        session.execute(
+            update(_runs)
+            .where(_runs.c.job_id == row.id, _runs.c.status == RunStatus.RUNNING)
+            .values(status=RunStatus.FAILED, finished_at=now,
+                    error=f"abandoned: {row.last_error or 'lease expired'} (the worker died or hung); {fate}")
+        )

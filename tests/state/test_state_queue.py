@@ -238,6 +238,33 @@ def test_a_worker_dying_on_the_last_attempt_makes_the_job_dead(queue, clock):
     assert row.status is JobStatus.DEAD and W1 in row.last_error
 
 
+def test_the_runs_of_a_dead_workers_jobs_end_failed_with_the_reason(queue, clock, store):
+    """The worker recorded a run, then died: nothing else would finish that run, so the rescue does,
+    whether the job goes dead (last attempt) or is queued again; other runs are left alone."""
+    from sync_engine.state.models import RunStatus
+
+    last = queue.enqueue("webhook", {"system": "zoho"}, max_attempts=1)
+    retried = queue.enqueue("flow_pass", {"flow": "accounts"}, lock_key="flow:accounts", max_attempts=3)
+    other = queue.enqueue("flow_pass", {"flow": "contacts"}, lock_key="flow:contacts")
+    queue.claim(W1, limit=2, lease_seconds=10)
+    [kept] = queue.claim(W2, lease_seconds=60)
+    assert kept.id == other
+    with store.write() as s:
+        for job_id in (last, retried, other):
+            s.add(Run(flow="accounts", kind=RunKind.WEBHOOK, job_id=job_id))
+        s.add(Run(flow="accounts", kind=RunKind.WEBHOOK, job_id=last, status=RunStatus.SUCCEEDED))  # an earlier one
+    clock.advance(11)
+    report = queue.rescue_expired()
+    assert report.dead == [last] and report.requeued == [retried]
+    with store.read() as s:
+        runs = {(r.job_id, r.status): r for r in s.scalars(select(Run))}
+    dead_run, retried_run = runs[(last, RunStatus.FAILED)], runs[(retried, RunStatus.FAILED)]
+    assert "abandoned" in dead_run.error and W1 in dead_run.error and "dead" in dead_run.error
+    assert "queued again" in retried_run.error and retried_run.finished_at is not None
+    assert (last, RunStatus.SUCCEEDED) in runs, "a finished run keeps its outcome"
+    assert (other, RunStatus.RUNNING) in runs, "a job whose lease holds keeps its run running"
+
+
 def test_release_on_shutdown_does_not_count_the_attempt(queue):
     a1 = queue.enqueue("sync_record", {}, lock_key="account:c-1")
     a2 = queue.enqueue("sync_record", {}, lock_key="account:c-1")
