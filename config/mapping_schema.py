@@ -311,7 +311,10 @@ class MatchSpec(_Strict):
         min_length=1, description="Canonical fields compared after normalising, in priority order, e.g. [tax_id, domain, name]."
     )
     min_score: float | None = Field(
-        None, ge=0, le=1, description="Fuzzy score (0–1) below which a name-only match goes to the review list."
+        None, ge=0, le=1,
+        description="Name similarity (0–1, the ratio of the normalised names) at or above which a name-only match "
+        "links two records; a near match below it (80 % alike or more) goes to the review list. Default: only equal "
+        "names link. A contradicting tax id or domain always goes to review.",
     )
 
 

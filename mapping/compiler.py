@@ -95,6 +95,11 @@ class MappingSet:
         names = list(entities) if entities is not None else list(self.models)
         return dependency_order(names, {n: self.references_of(n) for n in names})
 
+    def match_min_score(self, entity: str) -> float | None:
+        """``match.min_score``: the name similarity at or above which a name-only match links (None: equal names only)."""
+        spec = self.specs.get(entity)
+        return spec.match.min_score if spec is not None and spec.match is not None else None
+
     def match_keys(self, entity: str) -> list[tuple[str, str | None]]:
         """(canonical field, normaliser name) in priority order, for first-sync matching."""
         spec = self.specs[entity]

@@ -9,6 +9,11 @@ only when no strong key contradicts it. The outcome is never a guess:
 - several confident candidates, or only weak ones (similar but not equal names,
   or equal names with contradicting tax ids) → the review queue;
 - no candidate → create a new canonical record.
+
+``match.min_score`` (an entity's config) is the name similarity (difflib ratio of the
+normalised names, 0–1) at or above which a name-only match links: by default only equal
+names link; with ``min_score: 0.8`` 华为技术有限公司 and 华为技术服务有限公司 (80 % alike)
+link too, while a near match below it (80 % alike or more) still goes to review.
 """
 from __future__ import annotations
 
@@ -91,7 +96,9 @@ class MatchDecision:
     reason: str = ""
 
 
-def score(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str, str]) -> tuple[float, str]:
+def score(
+    specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str, str], *, min_score: float | None = None
+) -> tuple[float, str]:
     strong_equal = [s.field for s in specs if s.strong and s.field in mine and mine[s.field] == theirs.get(s.field)]
     contradicting = [
         s.field for s in specs if s.strong and s.field in mine and s.field in theirs and mine[s.field] != theirs[s.field]
@@ -109,9 +116,13 @@ def score(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str
             value, why = CONFIDENT, f"same {spec.field}"
         else:
             ratio = difflib.SequenceMatcher(None, a, b).ratio()
-            # 80 % alike or more is worth a person's look (星河博电子 vs 星河博电器); never a link on its own.
-            value = WEAK + (ratio - SIMILAR) / (1 - SIMILAR) * (CONFIDENT - WEAK) * 0.99 if ratio >= SIMILAR else ratio / 2
-            why = f"similar {spec.field} ({ratio:.0%})"
+            if min_score is not None and ratio >= min_score:
+                # Alike enough for this company's data (match.min_score): as good as the same name.
+                value, why = CONFIDENT, f"similar {spec.field} ({ratio:.0%}, match.min_score {min_score:g})"
+            else:
+                # 80 % alike or more is worth a person's look (星河博电子 vs 星河博电器); never a link on its own.
+                value = WEAK + (ratio - SIMILAR) / (1 - SIMILAR) * (CONFIDENT - WEAK) * 0.99 if ratio >= SIMILAR else ratio / 2
+                why = f"similar {spec.field} ({ratio:.0%})"
         if value > best:
             best, reason = value, why
     if contradicting and best > 0:
@@ -135,14 +146,16 @@ def _strongly_equal(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: M
 
 
 def decide(
-    specs: Sequence[KeySpec], mine: Mapping[str, str], candidates: Iterable[Candidate], *, system: str
+    specs: Sequence[KeySpec], mine: Mapping[str, str], candidates: Iterable[Candidate], *, system: str,
+    min_score: float | None = None,
 ) -> MatchDecision:
+    """``min_score``: the entity's ``match.min_score`` (None: only equal names link)."""
     scored: list[Scored] = []
     twins: list[Scored] = []
     for candidate in candidates:
         if system in candidate.systems and not _strongly_equal(specs, mine, candidate.keys):
             continue  # cannot score 1.0: not worth comparing names (the costly part) to learn it
-        value, reason = score(specs, mine, candidate.keys)
+        value, reason = score(specs, mine, candidate.keys, min_score=min_score)
         if system in candidate.systems:
             # It already has its own record in this system: not the same one — unless they share a
             # tax id or domain, when this is most likely a duplicate keyed in twice (or created on

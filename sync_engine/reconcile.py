@@ -290,7 +290,7 @@ def _match_or_create(
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.
         candidate.systems |= set(cache.links.get(candidate.canonical_id, {}))
-    decision = decide(specs, mine, found, system=change.system)
+    decision = decide(specs, mine, found, system=change.system, min_score=rt.mappings.match_min_score(entity))
     if decision.outcome == "review":
         subject = f"match:{entity}:{change.system}:{change.external_id}"
         existing = session.scalar(select(Review).where(Review.subject_key == subject, Review.status == ReviewStatus.OPEN))

@@ -49,3 +49,49 @@ async def test_two_hundred_companies_link_and_ambiguous_ones_wait(engine, system
     assert len(reviews) == 2
     waiting = {r.details["values"]["name"] for r in reviews}
     assert waiting == {"Zenith Robotics", "北京云麓星辰电器科技股份有限公司"}
+
+
+async def _first_sync(state_url, match: str) -> tuple[dict, list, dict]:
+    """Companies already in Fxiaoke and Zoho, typed differently; one first sync with ``match``."""
+    from sync_engine.engine import SyncEngine
+    from sync_engine.runtime import Runtime
+    from sync_engine.state.db import StateStore
+
+    from .conftest import THREE_SYSTEMS, make_config
+
+    MemorySystem.instances.clear()
+    config = make_config(THREE_SYSTEMS.replace("    model: Account\n", f"    model: Account\n    match: {match}\n", 1))
+    config.state.url = state_url
+    runtime = Runtime(config, store=StateStore.open(state_url))
+    async with runtime:
+        fx, zoho = MemorySystem.instances["fx"], MemorySystem.instances["zoho"]
+        fx_ids = {n: fx.user_create("AccountObj", {"name": n}) for n in ("深圳华为技术有限公司", "华为技术有限公司")}
+        zoho_ids = {n: zoho.user_create("Accounts", {"Account_Name": n}) for n in ("深圳市华为技术有限公司", "华为技术服务有限公司")}
+        await SyncEngine(runtime).run_flow("accounts")
+        with runtime.store.read() as s:
+            cid = {(sy, ext): c for c, sy, ext in s.execute(select(Link.canonical_id, Link.system, Link.external_id))}
+            reviews = sorted(r.details["values"]["name"] for r in s.scalars(select(Review).where(Review.kind == "match")))
+        pairs = {
+            "regional": cid.get(("fx", fx_ids["深圳华为技术有限公司"])) == cid.get(("zoho", zoho_ids["深圳市华为技术有限公司"])) is not None,
+            "service": cid.get(("fx", fx_ids["华为技术有限公司"])) == cid.get(("zoho", zoho_ids["华为技术服务有限公司"])) is not None,
+        }
+        counts = {"fx": len(fx.records("AccountObj")), "zoho": len(zoho.records("Accounts"))}
+    runtime.store.dispose()
+    return pairs, reviews, counts
+
+
+async def test_match_min_score_decides_which_near_names_link_in_the_engine(memory_plugin, tmp_path):
+    """match.min_score through the engine's batched matching (MatchIndex): 深圳华为技术 vs 深圳市华为技术
+    (92 % alike with the region kept) and 华为技术 vs 华为技术服务 (80 %)."""
+    keys = "keys: [tax_id, {field: name, normalize: company_name}]"
+    # Default: only equal names link; both near matches wait for a person, nothing is duplicated.
+    pairs, reviews, counts = await _first_sync(f"sqlite:///{tmp_path / 'default.db'}", f"{{{keys}}}")
+    assert pairs == {"regional": False, "service": False}
+    assert len(reviews) == 2 and counts == {"fx": 2, "zoho": 2}
+    # 0.9: the regional spelling links; the 80 % one still waits in review.
+    pairs, reviews, counts = await _first_sync(f"sqlite:///{tmp_path / 'p90.db'}", f"{{{keys}, min_score: 0.9}}")
+    assert pairs == {"regional": True, "service": False}
+    assert len(reviews) == 1 and counts == {"fx": 2, "zoho": 2}
+    # 0.8: both link.
+    pairs, reviews, counts = await _first_sync(f"sqlite:///{tmp_path / 'p80.db'}", f"{{{keys}, min_score: 0.8}}")
+    assert pairs == {"regional": True, "service": True} and reviews == [] and counts == {"fx": 2, "zoho": 2}

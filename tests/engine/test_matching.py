@@ -1,4 +1,4 @@
-from sync_engine.matching import Candidate, decide, default_keys, keys_of
+from sync_engine.matching import Candidate, KeySpec, decide, default_keys, keys_of
 
 SPECS = default_keys("account")
 
@@ -58,3 +58,41 @@ def test_same_tax_id_as_a_record_already_in_this_system_is_a_possible_duplicate(
     mine = keys_of(SPECS, {"name": "恒通科技", "tax_id": "91440300MA5FA2XG7U"})
     decision = decide(SPECS, mine, [cand("c1", systems=("fx",), name="恒通科技有限公司", tax_id="91440300MA5FA2XG7U")], system="fx")
     assert decision.outcome == "review" and "possible duplicate" in decision.reason
+
+
+# -- match.min_score ---------------------------------------------------------------------------
+REGIONAL = [KeySpec("tax_id", "tax_id", True), KeySpec("name", "company_name", False)]  # `keys: [tax_id, name]`
+
+
+def test_min_score_links_a_name_alike_enough_and_reviews_a_near_one_below_it():
+    # company_name keeps the region: 深圳市华为技术 vs 深圳华为技术 are 92 % alike.
+    mine = keys_of(REGIONAL, {"name": "深圳市华为技术有限公司"})
+    theirs = [Candidate("c1", keys_of(REGIONAL, {"name": "深圳华为技术有限公司"}), {"zoho"})]
+    assert decide(REGIONAL, mine, theirs, system="fx").outcome == "review"  # default: equal names only
+    assert decide(REGIONAL, mine, theirs, system="fx", min_score=0.95).outcome == "review"
+    linked = decide(REGIONAL, mine, theirs, system="fx", min_score=0.9)
+    assert linked.outcome == "link" and linked.canonical_id == "c1" and "min_score" in linked.reason
+    assert decide(REGIONAL, mine, theirs, system="fx", min_score=0.92).outcome == "link"  # at the score: links
+
+
+def test_min_score_is_the_similarity_of_the_normalised_names():
+    # Regions stripped (the account default): 深圳市华为技术有限公司 and 华为技术有限公司 are the same name,
+    # whatever the threshold; 华为技术服务有限公司 is 80 % alike: a link at 0.8, a review at 0.9.
+    mine = keys_of(SPECS, {"name": "深圳市华为技术有限公司"})
+    assert decide(SPECS, mine, [cand("c1", name="华为技术有限公司")], system="fx", min_score=1.0).outcome == "link"
+    service = [cand("c2", name="华为技术服务有限公司")]
+    assert decide(SPECS, mine, service, system="fx", min_score=0.8).outcome == "link"
+    assert decide(SPECS, mine, service, system="fx", min_score=0.9).outcome == "review"
+    assert decide(SPECS, mine, service, system="fx").outcome == "review"
+    # Not alike (华为技术 vs 华为科技: 75 %) and below the threshold: a new record, not a review.
+    assert decide(SPECS, mine, [cand("c3", name="华为科技有限公司")], system="fx", min_score=0.9).outcome == "create"
+    assert decide(SPECS, mine, [cand("c3", name="华为科技有限公司")], system="fx", min_score=0.7).outcome == "link"
+
+
+def test_min_score_never_overrides_a_contradicting_tax_id_or_an_ambiguity():
+    mine = keys_of(SPECS, {"name": "华为技术有限公司", "tax_id": "914403007084223151"})
+    other_tax = [cand("c1", name="华为技术有限公司", tax_id="91310000BBBBBBBBB2")]
+    assert decide(SPECS, mine, other_tax, system="fx", min_score=0.5).outcome == "review"
+    two = [cand("c1", name="华为技术服务有限公司"), cand("c2", name="华为技术发展有限公司")]
+    decision = decide(SPECS, keys_of(SPECS, {"name": "华为技术有限公司"}), two, system="fx", min_score=0.8)
+    assert decision.outcome == "review" and "2 records" in decision.reason
