@@ -39,6 +39,8 @@ class Report:
     counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     planned: list[PlannedWrite] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: staged changes whose deferral this pass already counted as an attempt (see reconcile._defer)
+    deferrals_counted: set[int] = field(default_factory=set)
 
     def count(self, system: str, counter: str, n: int = 1) -> None:
         if n:

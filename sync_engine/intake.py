@@ -74,10 +74,11 @@ class WebhookIntake:
         """Store the delivery and enqueue its job (one transaction, committed on return); False for a redelivery."""
         hints = [asdict(h) | {"occurred_at": h.occurred_at.isoformat() if h.occurred_at else None} for h in delivery.hints]
         single = [(h.object, str(i)) for h in delivery.hints for i in h.ids]
-        verifier = self.verifier(system_name)
         # Verified already: what is stored keeps no credential (Zoho's channel token rides in the
-        # body), and no secret crmsync knows of, whatever header or field carried it.
-        text = verifier.stored_body(body) if verifier is not None else body.decode("utf-8", "replace")
+        # body), and no secret crmsync knows of, whatever header or field carried it. (A verifier
+        # that does not derive from WebhookVerifier may lack stored_body: its body is kept as sent.)
+        stored_body = getattr(self.verifier(system_name), "stored_body", None)
+        text = stored_body(body) if stored_body is not None else body.decode("utf-8", "replace")
         item = Delivery(
             system=system_name, dedupe_key=delivery.dedupe_key[:255], body=redact(text),
             headers={k: redact(v) if isinstance(v, str) else v for k, v in headers.items()},

@@ -260,8 +260,17 @@ def reconcile_batch(
 
 
 def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id) -> None:
-    change.attempts += 1
     change.reason = reason
+    if report.kind == "webhook" or change.id in report.deferrals_counted:
+        # Every pass retries a deferred record (its parent may have just arrived), but only a scheduled
+        # (or replayed) pass counts as a failed attempt, once: a burst of webhook runs, each touching
+        # the entity a second apart, would otherwise spend max_attempts before the parent's own poll
+        # could bring it in. The flow's schedule spaces the counted attempts out.
+        change.status = "deferred"
+        report.count(change.system, "deferred")
+        return
+    report.deferrals_counted.add(change.id)
+    change.attempts += 1
     if change.attempts >= rt.config.sync.max_attempts:
         rec.dead_letter(
             session, entity=change.entity, flow=flow_name, system=change.system, object=change.object,
