@@ -20,7 +20,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.emulation.crmsync_process import CrmsyncProcess
 from connectors.emulation.server import free_port  # noqa: E402
 from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
 from connectors.fxiaoke.push_apl import build_push  # noqa: E402
@@ -329,16 +329,8 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run([*CLI, "sync", str(config)], check=True, capture_output=True, timeout=1800)
         initial = time.perf_counter() - started
-        server_log = (work / "serve.log").open("w")
-        server = subprocess.Popen([*CLI, "serve", str(config), "--workers", str(args.workers)],
-                                  stdout=server_log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with CrmsyncProcess(["serve", str(config), "--workers", str(args.workers)], log=work / "serve.log",
+                            port=port, stop_timeout=60) as server:
             watcher = ZohoWatcher(zoho.url)
             watcher.start()
             serve_cpu, driver_cpu = cpu_seconds(server.pid), time.process_time()
@@ -354,9 +346,6 @@ def main() -> None:
             state.dispose()
             time.sleep(1.0)  # the watcher's last poll
             watcher.join()
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
     drop()
     print(f"serve log: {work / 'serve.log'}")
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -18,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
 from connectors.fxiaoke.emulator import EmulatorConfig
 from connectors.fxiaoke.emulator import create_app as fxiaoke_app
@@ -30,7 +29,6 @@ from connectors.zoho.emulator import (
 )
 from connectors.zoho.emulator import create_app as zoho_app
 
-CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 TOKEN = "degraded-ops-token"
 
 
@@ -160,23 +158,8 @@ def three_systems():
 
 @contextlib.contextmanager
 def serving(config, port: int):
-    server = subprocess.Popen([*CLI, "serve", str(config), "--workers", "2"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(server.stdout), daemon=True)
-    reader.start()
-    try:
-        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), 30, "serve to answer")
-        yield server, output
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        reader.join(timeout=5)
+    with CrmsyncProcess(["serve", str(config), "--workers", "2"], port=port) as server:
+        yield server, server.lines
 
 
 def wait_for(predicate, timeout: float, what: str):

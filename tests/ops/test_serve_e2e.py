@@ -3,21 +3,19 @@ notification at our webhook, and the change reaches Fxiaoke and the ERP."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import textwrap
 import time
 
 import httpx
 import pytest
 
+from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
 from connectors.fxiaoke.emulator import EmulatorConfig, create_app as fxiaoke_app
 from connectors.kingdee.emulator import DEFAULT_CREDENTIALS, create_app as kingdee_app
 from connectors.zoho.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, create_app as zoho_app
 
-CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 
 
 def config_text(zoho: str, fx: str, erp: str, port: int, state: str) -> str:
@@ -92,10 +90,7 @@ def test_zoho_change_reaches_fxiaoke_and_erp_through_serve(tmp_path):
             return any(r.get("name") == "深圳市华为技术有限公司" and r.get("tel") == expected for r in rows)
 
         assert erp_phone("0755-0001") and fx_phone("0755-0001")
-        server = subprocess.Popen([*CLI, "serve", str(config), "--workers", "2"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, env=env)
-        try:
-            wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), 30, "serve to answer")
+        with CrmsyncProcess(["serve", str(config), "--workers", "2"], port=port, stop_timeout=40) as server:
             # The scheduler registers the Zoho watch channel at start; then a user edits the record in Zoho.
             status = lambda: _get(f"http://127.0.0.1:{port}/status", token="e2e-ops-token")  # noqa: E731
             wait_for(lambda: (s := status()) and any(x["channel_expires_at"] for x in s.json()["systems"]), 30,
@@ -104,13 +99,7 @@ def test_zoho_change_reaches_fxiaoke_and_erp_through_serve(tmp_path):
             wait_for(lambda: erp_phone("0755-9999") and fx_phone("0755-9999"), 40, "the change to reach Fxiaoke and the ERP")
             metrics = _get(f"http://127.0.0.1:{port}/metrics", token="e2e-ops-token").text
             assert 'crmsync_webhook_deliveries_total{result="accepted",system="zoho"}' in metrics
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                output, _ = server.communicate(timeout=40)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                output, _ = server.communicate()
+        output = server.output
         assert server.returncode == 0, output
         assert "Traceback" not in output, output
 

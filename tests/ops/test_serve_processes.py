@@ -8,10 +8,8 @@
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -21,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
 from connectors.fxiaoke.emulator import EmulatorConfig
 from connectors.fxiaoke.emulator import create_app as fxiaoke_app
@@ -34,7 +33,6 @@ from connectors.zoho.emulator import create_app as zoho_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
-CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 SECRET = "processes-apl-secret-0123456789"
 FX = EmulatorConfig()
 SLOT = 2  # seconds between scheduled passes
@@ -84,21 +82,9 @@ def emulators():
 @contextmanager
 def process(args: list[str], log_path):
     """A crmsync process; on leaving, SIGTERM and a clean exit (status 0, no traceback) are required."""
-    log = open(log_path, "w", encoding="utf-8")
-    child = subprocess.Popen([*CLI, *args], stdout=log, stderr=subprocess.STDOUT,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+    with CrmsyncProcess(args, log=log_path) as child:
         yield child
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        log.close()
-    output = log_path.read_text(encoding="utf-8")
+    output = child.output
     if child.returncode != -signal.SIGKILL:
         assert child.returncode == 0, output
         assert "Traceback" not in output, output
