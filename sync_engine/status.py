@@ -26,13 +26,14 @@ def _moved(counts: dict[str, Any]) -> int:
     return sum(int(c.get(k, 0)) for c in counts.values() if isinstance(c, dict) for k in ("created", "updated", "deleted"))
 
 
-#: Worst first. ``auth_failed``: every system of the flow refuses our credentials, so nothing
-#: moves whatever the runs say; ``degraded``: some do, and their share of the work waits.
+#: Worst first. ``auth_failed``: every system of the flow (or a one-way flow's source) refuses
+#: our credentials, so nothing moves whatever the runs say; ``degraded``: some do, and their share of the work waits.
 HEALTH_ORDER = {"auth_failed": 0, "error": 1, "degraded": 2, "warning": 3, "ok": 4}
 
 
-def _health(systems: list[str], refused: dict[str, str], last: Run | None, attention: list[str]) -> str:
-    if refused and len(refused) == len(set(systems)):
+def _health(flow: Any, refused: dict[str, str], last: Run | None, attention: list[str]) -> str:
+    # A one-way flow whose source refuses us moves nothing either, whatever its targets say.
+    if refused and (len(refused) == len(set(flow.systems)) or (flow.direction == "one_way" and flow.source in refused)):
         return "auth_failed"
     if last is not None and str(last.status) == "failed":
         return "error"
@@ -101,7 +102,7 @@ def collect_status(rt: Runtime, *, next_runs: dict[str, str | None] | None = Non
                 "entity": flow.entity,
                 "systems": flow.systems,
                 "enabled": flow.enabled,
-                "health": _health(flow.systems, refused, last, attention),
+                "health": _health(flow, refused, last, attention),
                 "attention": attention,
                 "auth_failed": refused,
                 "last_run": None if last is None else {

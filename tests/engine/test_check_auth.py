@@ -114,3 +114,16 @@ async def test_one_system_refusing_degrades_its_flows_and_a_good_pull_clears_it(
     await engine.run_flow("accounts")  # erp took our credentials for this pull: no wait for check_auth
     accounts = flow_status(runtime, "accounts")
     assert accounts["auth_failed"] == {} and accounts["health"] in ("ok", "warning"), accounts
+
+
+async def test_a_one_way_flow_whose_source_refuses_is_auth_failed(memory_plugin, state_url, monkeypatch):
+    one_way = "flows:\n  erp_to_fx:\n    entity: account\n    systems: [erp, fx]\n    direction: one_way\n    source: erp\n"
+    config = make_config(THREE_SYSTEMS.replace("flows:\n", one_way, 1))
+    config.state.url = state_url
+    rt = Runtime(config, store=StateStore.open(state_url))
+    async with rt:
+        refuse(monkeypatch, rt.connectors["erp"], "login refused")
+        await check_auth(rt)
+        assert flow_status(rt, "erp_to_fx")["health"] == "auth_failed"  # its only source: nothing moves
+        assert flow_status(rt, "accounts")["health"] == "degraded"  # fx and zoho still sync with each other
+    rt.store.dispose()
