@@ -186,9 +186,11 @@ async def pull_and_stage(
         resume = state["page"]
         started = state.get("started")
         deletes = state.get("deletes", True)
+        strict = bool(state.get("strict"))
     else:
         overlap = rt.config.sync.overlap
         settled = _parse(book.get("settled"))
+        strict = False
         if full or watermark is None:
             since = None
         else:
@@ -196,7 +198,7 @@ async def pull_and_stage(
             if settled is not None and settled > since:
                 # Everything up to ``settled`` has been read after it was visible for sure; the strictly
                 # later bound (inclusive by the request's contract) skips the settled instant itself.
-                since = settled + SETTLED_STEP
+                since, strict = settled + SETTLED_STEP, True
         resume = None
         started = utc_now().isoformat()
         # A first sync of this object (nothing linked, no watermark) has no deletions to learn: every
@@ -206,10 +208,11 @@ async def pull_and_stage(
         # overlap) still reports it.
         deletes = not first
     max_seen = _parse(state.get("max_seen"))
-    progress = {"since": _iso(since), "started": started, "deletes": deletes}
+    progress = {"since": _iso(since), "started": started, "deletes": deletes, "strict": strict}
 
     request = PullRequest(
-        object=object, fields=mapper.system_fields(), since=since, resume=resume, include_deleted=bool(deletes)
+        object=object, fields=mapper.system_fields(), since=since, resume=resume, include_deleted=bool(deletes),
+        settled=strict,
     )
     fetched_at = utc_now()
     async for page in connector.pull(request):
@@ -226,7 +229,8 @@ async def pull_and_stage(
     with uow.tx() as session:
         _save_progress(
             session, key,
-            {**progress, "complete": True, "max_seen": _iso(max_seen), "overlap_s": rt.config.sync.overlap.total_seconds()},
+            {**progress, "complete": True, "max_seen": _iso(max_seen),
+             "overlap_s": (rt.config.sync.overlap + connector.visibility_lag(object)).total_seconds()},
         )
 
 
@@ -255,7 +259,8 @@ def commit_cursor(session: Session, system: str, object: str, flow_name: str) ->
     """The pull's records are reconciled: move the watermark to the newest modified time seen.
 
     Then settle (see the module's docstring): if this pull started at least the overlap after the
-    candidate mark was seen, the mark is settled; the watermark now is the next candidate.
+    candidate mark was seen (plus the connector's own visibility lag), the mark is settled; the
+    watermark now is the next candidate.
     """
     cursor = session.get(Cursor, (system, object, flow_name))
     if cursor is None or not cursor.resume or not cursor.resume.get("complete"):

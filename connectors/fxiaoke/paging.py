@@ -128,6 +128,8 @@ class Puller:
     # -- state ---------------------------------------------------------------------
     def _start(self, request: PullRequest) -> dict[str, Any]:
         since = datetime_to_ms(request.since) if request.since is not None else None
+        if since is not None and request.settled and request.since.microsecond % 1000:
+            since += 1  # strictly past a settled instant: the next whole millisecond (Fxiaoke's resolution)
         return {
             "v": STATE_VERSION,
             "phase": "main",
