@@ -79,21 +79,31 @@ def stage_records(
     if not records:
         return 0, 0
     ids = [r.external_id for r in records]
-    links = {
-        link.external_id: link
-        for link in session.scalars(
-            select(Link).where(Link.system == system, Link.object == object, Link.external_id.in_(ids))
-        )
-    }
     seen: dict[str, datetime | None] = {}
-    if links and not force:
-        canonical = {link.canonical_id: ext for ext, link in links.items() if link.entity == entity}
-        for snap in session.scalars(
-            select(Snapshot).where(
-                Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
+    if not force:
+        # Plain columns, not ORM objects: a pull that re-reads its overlap window (or a settled second)
+        # skips most of what it reads, and that check should cost no more than two narrow queries.
+        canonical = {
+            canonical_id: ext
+            for ext, canonical_id in session.execute(
+                select(Link.external_id, Link.canonical_id).where(
+                    Link.system == system, Link.object == object, Link.entity == entity, Link.external_id.in_(ids)
+                )
             )
-        ):
-            seen[canonical[snap.canonical_id]] = snap.source_modified_at
+        }
+        if canonical:
+            for canonical_id, modified in session.execute(
+                select(Snapshot.canonical_id, Snapshot.source_modified_at).where(
+                    Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
+                )
+            ):
+                seen[canonical[canonical_id]] = modified
+    wanted = [
+        r.external_id
+        for r in records
+        if not (not r.deleted and r.modified_at is not None and seen.get(r.external_id) is not None
+                and seen[r.external_id] >= r.modified_at)
+    ] if seen else ids
     staged_rows = {
         row.external_id: row
         for row in session.scalars(
@@ -101,10 +111,10 @@ def stage_records(
                 StagedChange.entity == entity,
                 StagedChange.system == system,
                 StagedChange.object == object,
-                StagedChange.external_id.in_(ids),
+                StagedChange.external_id.in_(wanted),
             )
         )
-    }
+    } if wanted else {}
     staged = skipped = 0
     new_rows: dict[str, dict[str, Any]] = {}  # inserted together at the end, not as ORM objects one by one
     for record in records:
