@@ -119,6 +119,26 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core and process (/proc/stat)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
 def one_round(args, config: Path, store, emus, pairs, processes: int, round_no: int) -> dict[str, float]:
     fx, zoho = emus["fxiaoke"], emus["zoho"]
     values = {}
@@ -130,6 +150,11 @@ def one_round(args, config: Path, store, emus, pairs, processes: int, round_no: 
     workers = start_workers(config, processes)
     try:
         calls_before = {k: e.total_calls() for k, e in emus.items()}
+        # Where the CPU goes: the workers, the emulators, and the machine as a whole (PostgreSQL and
+        # everything else running on it included) — on a machine with few cores that is the bound.
+        cpu_before = {"workers": sum(cpu_seconds(w.pid) for w in workers),
+                      "emulators": sum(cpu_seconds(e.process.pid) for e in emus.values())}
+        busy_before = machine_busy()
         started = time.perf_counter()
         enqueue(store, pairs)
         deadline = started + args.timeout
@@ -139,13 +164,20 @@ def one_round(args, config: Path, store, emus, pairs, processes: int, round_no: 
                 break
             time.sleep(0.05)
         seconds = time.perf_counter() - started
+        busy_after = machine_busy()
+        cpu = {"workers": sum(cpu_seconds(w.pid) for w in workers) - cpu_before["workers"],
+               "emulators": sum(cpu_seconds(e.process.pid) for e in emus.values()) - cpu_before["emulators"]}
         calls = {k: e.total_calls() - calls_before[k] for k, e in emus.items()}
     finally:
         stop_workers(workers)
     phones = {r.get("Phone") for r in zoho.admin.get("/records/Accounts").json()}
     arrived = sum(1 for v in values.values() if v in phones)
+    jobs = max(1, done - done_before)
+    elapsed = busy_after[1] - busy_before[1]
     return {"seconds": seconds, "jobs": done - done_before, "failed": failed, "arrived": arrived,
-            "calls": sum(calls.values()), "waiting": waiting}
+            "calls": sum(calls.values()), "waiting": waiting,
+            "worker_cpu_ms": 1000 * cpu["workers"] / jobs, "emulator_cpu_ms": 1000 * cpu["emulators"] / jobs,
+            "machine_busy": (busy_after[0] - busy_before[0]) / elapsed if elapsed > 0 else 0.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,15 +200,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{processes} process(es): {r['jobs']} jobs in {r['seconds']:.2f} s", flush=True)
         store.engine.dispose()
     base = results[args.processes[0]]
-    print(f"{'processes':>10}{'seconds':>9}{'jobs/s':>9}{'records/s':>11}{'speed-up':>10}{'in Zoho':>9}{'failed':>8}{'calls':>8}")
+    print(f"{'processes':>10}{'seconds':>9}{'jobs/s':>9}{'records/s':>11}{'speed-up':>10}{'in Zoho':>9}{'failed':>8}{'calls':>8}"
+          f"{'worker CPU ms/job':>19}{'emulator CPU ms/job':>21}{'machine busy':>14}")
     figures: dict[str, object] = {"jobs": args.jobs, "latency_ms": args.latency_ms, "cores": os.cpu_count()}
     for processes, r in results.items():
         speed_up = base["seconds"] / r["seconds"]
         print(f"{processes:>10}{r['seconds']:>9.2f}{r['jobs'] / r['seconds']:>9.1f}{r['arrived'] / r['seconds']:>11.1f}"
-              f"{speed_up:>10.2f}{r['arrived']:>9}{r['failed']:>8}{r['calls']:>8}")
+              f"{speed_up:>10.2f}{r['arrived']:>9}{r['failed']:>8}{r['calls']:>8}"
+              f"{r['worker_cpu_ms']:>19.1f}{r['emulator_cpu_ms']:>21.1f}{r['machine_busy']:>13.0%}")
         figures[f"jobs_per_s_{processes}"] = round(r["jobs"] / r["seconds"], 1)
         figures[f"records_per_s_{processes}"] = round(r["arrived"] / r["seconds"], 1)
         figures[f"speedup_{processes}"] = round(speed_up, 2)
+        figures[f"worker_cpu_ms_per_job_{processes}"] = round(r["worker_cpu_ms"], 1)
+        figures[f"emulator_cpu_ms_per_job_{processes}"] = round(r["emulator_cpu_ms"], 1)
+        figures[f"machine_busy_{processes}"] = round(r["machine_busy"], 2)
     complete = all(r["arrived"] == args.jobs and r["jobs"] == args.jobs and not r["waiting"] for r in results.values())
     figures["complete"] = int(complete)
     print(harness.key_values(figures))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
@@ -64,6 +64,10 @@ class PullRequest:
     since: datetime | None = None
     resume: dict[str, Any] | None = None
     include_deleted: bool = True
+    #: ``since`` lies just past an instant the engine has *settled*: everything modified up to it was read
+    #: after it had become visible (waited out :meth:`Connector.visibility_lag` as well), so the connector
+    #: adds no look-back of its own and may treat the bound as strict.
+    settled: bool = False
 
 
 @dataclass(slots=True)
@@ -210,6 +214,12 @@ class Connector(abc.ABC):
         A failure of one record never raises: it is a ``WriteResult(ok=False)``.
         Raises only when the whole call cannot be made (auth, quota, outage).
         """
+
+    def visibility_lag(self, object: str) -> timedelta:
+        """How long after its modified time a record may still become visible, beyond the engine's
+        ``sync.overlap`` (a connector that looks back further on its own, for slow commits, says so
+        here, and the engine waits that much longer before it settles an instant)."""
+        return timedelta(0)
 
     # -- discovery -----------------------------------------------------
     @abc.abstractmethod

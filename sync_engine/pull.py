@@ -6,11 +6,27 @@ time). While a pull runs, its progress (the connector's resume state and the
 newest modified time seen) is saved with every page, in the transaction that
 stages that page, so an interrupted pull continues where it stopped. The
 watermark itself moves only after the staged records are reconciled.
+
+Settling. The overlap is there for records that become visible late (a slow
+transaction stamps its rows when it starts, they show when it commits), and a
+record becomes visible within ``sync.overlap`` of being written. A watermark W
+was seen by a pull that ended at E, so every record stamped at or before W had
+been written by E, and is visible to any pull that starts ``overlap`` after E.
+Once such a pull has completed, nothing at or before W can still appear: W is
+*settled*, and later pulls start at ``max(watermark - overlap, settled)``
+instead of re-reading the window before a watermark that no longer moves. That
+is what keeps a quiet system quiet: without it, every record crmsync itself
+wrote in the last two minutes before the newest change was read again by every
+pass, for as long as nothing newer changed. Only elapsed time on this machine
+is compared with the overlap (no clocks of two systems are compared), and the
+settled point is a watermark the source itself reported, so skew and time
+zones do not enter. The bookkeeping (``settled``; the candidate ``mark`` and
+the time ``marked_at`` it was seen) is kept in the cursor's ``tiebreak``.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -63,21 +79,31 @@ def stage_records(
     if not records:
         return 0, 0
     ids = [r.external_id for r in records]
-    links = {
-        link.external_id: link
-        for link in session.scalars(
-            select(Link).where(Link.system == system, Link.object == object, Link.external_id.in_(ids))
-        )
-    }
     seen: dict[str, datetime | None] = {}
-    if links and not force:
-        canonical = {link.canonical_id: ext for ext, link in links.items() if link.entity == entity}
-        for snap in session.scalars(
-            select(Snapshot).where(
-                Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
+    if not force:
+        # Plain columns, not ORM objects: a pull that re-reads its overlap window (or a settled second)
+        # skips most of what it reads, and that check should cost no more than two narrow queries.
+        canonical = {
+            canonical_id: ext
+            for ext, canonical_id in session.execute(
+                select(Link.external_id, Link.canonical_id).where(
+                    Link.system == system, Link.object == object, Link.entity == entity, Link.external_id.in_(ids)
+                )
             )
-        ):
-            seen[canonical[snap.canonical_id]] = snap.source_modified_at
+        }
+        if canonical:
+            for canonical_id, modified in session.execute(
+                select(Snapshot.canonical_id, Snapshot.source_modified_at).where(
+                    Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
+                )
+            ):
+                seen[canonical[canonical_id]] = modified
+    wanted = [
+        r.external_id
+        for r in records
+        if not (not r.deleted and r.modified_at is not None and seen.get(r.external_id) is not None
+                and seen[r.external_id] >= r.modified_at)
+    ] if seen else ids
     staged_rows = {
         row.external_id: row
         for row in session.scalars(
@@ -85,10 +111,10 @@ def stage_records(
                 StagedChange.entity == entity,
                 StagedChange.system == system,
                 StagedChange.object == object,
-                StagedChange.external_id.in_(ids),
+                StagedChange.external_id.in_(wanted),
             )
         )
-    }
+    } if wanted else {}
     staged = skipped = 0
     new_rows: dict[str, dict[str, Any]] = {}  # inserted together at the end, not as ORM objects one by one
     for record in records:
@@ -161,17 +187,43 @@ async def pull_and_stage(
         cursor = session.get(Cursor, key)
         state: dict[str, Any] = dict(cursor.resume or {}) if cursor else {}
         watermark = cursor.watermark if cursor else None
+        book: dict[str, Any] = dict(cursor.tiebreak or {}) if cursor else {}
+        first = watermark is None and not state and not _linked(session, system, object)
     if state.get("complete"):
         return  # pulled before a crash; what it staged is still waiting to be reconciled
     if state.get("page") is not None:
         since = _parse(state.get("since"))
         resume = state["page"]
+        started = state.get("started")
+        deletes = state.get("deletes", True)
+        strict = bool(state.get("strict"))
     else:
-        since = None if full or watermark is None else watermark - rt.config.sync.overlap
+        overlap = rt.config.sync.overlap
+        settled = _parse(book.get("settled"))
+        strict = False
+        if full or watermark is None:
+            since = None
+        else:
+            since = watermark - overlap
+            if settled is not None and settled > since:
+                # Everything up to ``settled`` has been read after it was visible for sure; the strictly
+                # later bound (inclusive by the request's contract) skips the settled instant itself.
+                since, strict = settled + SETTLED_STEP, True
         resume = None
+        started = utc_now().isoformat()
+        # A first sync of this object (nothing linked, no watermark) has no deletions to learn: every
+        # record it does not see simply is not synced. Skipping the deleted-records list (Zoho) or the
+        # invalidated-records query (Fxiaoke) saves their calls; a record deleted while this pull runs is
+        # deleted after its start, so the next incremental pull's list (from the watermark minus the
+        # overlap) still reports it.
+        deletes = not first
     max_seen = _parse(state.get("max_seen"))
+    progress = {"since": _iso(since), "started": started, "deletes": deletes, "strict": strict}
 
-    request = PullRequest(object=object, fields=mapper.system_fields(), since=since, resume=resume)
+    request = PullRequest(
+        object=object, fields=mapper.system_fields(), since=since, resume=resume, include_deleted=bool(deletes),
+        settled=strict,
+    )
     fetched_at = utc_now()
     async for page in connector.pull(request):
         with uow.tx() as session:
@@ -180,12 +232,29 @@ async def pull_and_stage(
             )
             for record in page.records:
                 max_seen = _later(max_seen, record.modified_at)
-            _save_progress(session, key, {"since": _iso(since), "page": page.resume, "max_seen": _iso(max_seen)})
+            _save_progress(session, key, {**progress, "page": page.resume, "max_seen": _iso(max_seen)})
         report.count(system, "read", len(page.records))
         report.count(system, "skipped", skipped)
         fetched_at = utc_now()  # the next page is requested from here on
     with uow.tx() as session:
-        _save_progress(session, key, {"since": _iso(since), "complete": True, "max_seen": _iso(max_seen)})
+        _save_progress(
+            session, key,
+            {**progress, "complete": True, "max_seen": _iso(max_seen),
+             "overlap_s": (rt.config.sync.overlap + connector.visibility_lag(object)).total_seconds()},
+        )
+
+
+#: How far past the settled instant the next pull starts: the request's lower bound is inclusive and the
+#: settled instant was read; one microsecond is below every source's resolution (Fxiaoke: milliseconds).
+SETTLED_STEP = timedelta(microseconds=1)
+
+
+def _linked(session: Session, system: str, object: str) -> bool:
+    """Anything of this object known already: linked, or staged and not yet reconciled."""
+    if session.scalar(select(Link.id).where(Link.system == system, Link.object == object).limit(1)) is not None:
+        return True
+    staged = select(StagedChange.external_id).where(StagedChange.system == system, StagedChange.object == object)
+    return session.scalar(staged.limit(1)) is not None
 
 
 def _save_progress(session: Session, key: tuple[str, str, str], state: dict[str, Any]) -> None:
@@ -197,9 +266,27 @@ def _save_progress(session: Session, key: tuple[str, str, str], state: dict[str,
 
 
 def commit_cursor(session: Session, system: str, object: str, flow_name: str) -> None:
-    """The pull's records are reconciled: move the watermark to the newest modified time seen."""
+    """The pull's records are reconciled: move the watermark to the newest modified time seen.
+
+    Then settle (see the module's docstring): if this pull started at least the overlap after the
+    candidate mark was seen (plus the connector's own visibility lag), the mark is settled; the
+    watermark now is the next candidate.
+    """
     cursor = session.get(Cursor, (system, object, flow_name))
     if cursor is None or not cursor.resume or not cursor.resume.get("complete"):
         return
-    cursor.watermark = _later(cursor.watermark, _parse(cursor.resume.get("max_seen")))
+    state = cursor.resume
+    cursor.watermark = _later(cursor.watermark, _parse(state.get("max_seen")))
     cursor.resume = None
+    started = _parse(state.get("started"))
+    overlap = state.get("overlap_s")
+    if started is None or overlap is None or cursor.watermark is None:
+        return  # progress saved by an older version: keep the plain overlap
+    book = dict(cursor.tiebreak or {})
+    mark, marked_at = _parse(book.get("mark")), _parse(book.get("marked_at"))
+    if mark is not None and marked_at is not None and started >= marked_at + timedelta(seconds=float(overlap)):
+        book["settled"] = _iso(_later(_parse(book.get("settled")), min(mark, cursor.watermark)))
+        mark = None
+    if mark is None:
+        book["mark"], book["marked_at"] = _iso(cursor.watermark), utc_now().isoformat()
+    cursor.tiebreak = book

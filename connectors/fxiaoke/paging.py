@@ -73,6 +73,21 @@ class Puller:
         limit: int | None = None,
         fields: list[str] | None = None,
     ) -> list[dict[str, Any]]:
+        rows, _total = await self.query_counted(object_name, filters, orders, offset=offset, limit=limit, fields=fields)
+        return rows
+
+    async def query_counted(
+        self,
+        object_name: str,
+        filters: list[dict[str, Any]],
+        orders: list[dict[str, Any]],
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        fields: list[str] | None = None,
+        count: bool = False,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One query call: its rows and, when ``count``, the ``total`` of matching records (None if not given)."""
         info: dict[str, Any] = {
             "limit": limit or self.settings.page_size,
             "offset": offset,
@@ -83,20 +98,38 @@ class Puller:
             info["fieldProjection"] = fields
         answer = await self.client.call(
             self.endpoints.data(object_name, "query"),
-            {"dataObjectApiName": object_name, "find_explicit_total_num": False, "search_query_info": info},
+            {"dataObjectApiName": object_name, "find_explicit_total_num": count, "search_query_info": info},
         )
         data = answer.get("data")
+        total: int | None = None
         if isinstance(data, dict):
             rows = data.get("dataList") or []
+            raw_total = data.get("total")
+            total = raw_total if count and isinstance(raw_total, int) and not isinstance(raw_total, bool) else None
         elif isinstance(data, list):
             rows = data
         else:
             rows = []
-        return [row for row in rows if isinstance(row, dict)]
+        return [row for row in rows if isinstance(row, dict)], total
+
+    def _exhausted(self, rows: list[dict[str, Any]], offset: int, total: int | None) -> bool:
+        """No page after this one: a short page, or the query's ``total`` says so.
+
+        ``total`` (asked with ``find_explicit_total_num``) saves the empty page that otherwise
+        follows a last page holding exactly ``limit`` records. A total of 0 beside rows is the
+        "not counted" answer, not a count, so it is ignored. A record created while the pull runs
+        and missed by this count is newer than the pull's start, so the next incremental pull
+        (from the watermark minus the overlap) still reads it.
+        """
+        if len(rows) < self.settings.page_size:
+            return True
+        return bool(total) and offset + len(rows) >= total
 
     # -- state ---------------------------------------------------------------------
     def _start(self, request: PullRequest) -> dict[str, Any]:
         since = datetime_to_ms(request.since) if request.since is not None else None
+        if since is not None and request.settled and request.since.microsecond % 1000:
+            since += 1  # strictly past a settled instant: the next whole millisecond (Fxiaoke's resolution)
         return {
             "v": STATE_VERSION,
             "phase": "main",
@@ -153,8 +186,8 @@ class Puller:
         offset = int(cursor.get("offset") or 0)
         if after_id is not None:
             filters = [*filters, query_filter("_id", "GT", after_id)]
-        rows = await self.query(object_name, filters, ID_ASC, offset=offset, fields=fields)
-        if len(rows) < page_size:
+        rows, total = await self.query_counted(object_name, filters, ID_ASC, offset=offset, fields=fields, count=True)
+        if self._exhausted(rows, offset, total):
             return rows, None
         next_offset = offset + page_size
         if next_offset > self.settings.offset_wall:
@@ -165,28 +198,29 @@ class Puller:
     async def _since_step(
         self, object_name: str, filters: list[dict[str, Any]], cursor: dict[str, Any], fields: list[str] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        page_size = self.settings.page_size
         bound = int(cursor["bound"])
         drain_after = cursor.get("drain_after")
         if drain_after is not None:
-            rows = await self.query(
+            rows, total = await self.query_counted(
                 object_name,
                 [*filters, query_filter("last_modified_time", "EQ", bound), query_filter("_id", "GT", drain_after)],
                 ID_ASC,
                 fields=fields,
+                count=True,
             )
-            if len(rows) == page_size:
+            if not self._exhausted(rows, 0, total):
                 return rows, {"bound": bound, "strict": False, "seen": [], "drain_after": str(rows[-1]["_id"])}
             # Every record at ``bound`` is out: continue strictly after it.
             return rows, {"bound": bound, "strict": True, "seen": [], "drain_after": None}
 
         operator = "GT" if cursor.get("strict") else "GTE"
-        rows = await self.query(
-            object_name, [*filters, query_filter("last_modified_time", operator, bound)], MODIFIED_ASC, fields=fields
+        rows, total = await self.query_counted(
+            object_name, [*filters, query_filter("last_modified_time", operator, bound)], MODIFIED_ASC, fields=fields,
+            count=True,
         )
         seen = set(cursor.get("seen") or ())
         fresh = [row for row in rows if not (modified_ms(row) == bound and str(row.get("_id")) in seen)]
-        if len(rows) < page_size:
+        if self._exhausted(rows, 0, total):
             return fresh, None
         last = modified_ms(rows[-1])
         if modified_ms(rows[0]) == last:

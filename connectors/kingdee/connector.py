@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -70,13 +71,17 @@ class KingdeeConnector(Connector):
         return found
 
     # -- reading -----------------------------------------------------------
+    def visibility_lag(self, object: str) -> timedelta:
+        return timedelta(seconds=self.settings.overlap_seconds)
+
     async def pull(self, request: PullRequest) -> AsyncIterator[Page]:
         spec = self.spec(request.object)
         keys = spec.header_keys(request.fields)
         entries = spec.entries_for(request.fields)
         since = None
         if request.since is not None:
-            local = utc_to_local(minus_seconds(request.since, self.settings.overlap_seconds), self.tz)
+            look_back = 0.0 if request.settled else self.settings.overlap_seconds  # settled: waited out already
+            local = utc_to_local(minus_seconds(request.since, look_back), self.tz)
             since = literal(floor_second(local))
         # A full pull reads everything once; an incremental one scans each watermark field.
         scans = spec.watermarks if since else spec.watermarks[:1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import literal, select
@@ -103,6 +104,10 @@ class SqlConnector(Connector):
                       concurrency=s.pool_size)
 
     # -- reading --------------------------------------------------------------
+    def visibility_lag(self, object: str) -> timedelta:
+        configured = self.settings.objects.get(object)
+        return timedelta(seconds=configured.overlap_seconds) if configured is not None else timedelta(0)
+
     async def pull(self, request: PullRequest) -> AsyncIterator[Page]:
         model = await self.reader.model(request.object)
         pages = self.scanner.pull(model, request) if model.hash_mode else self.reader.pull_modified(model, request)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, DateTime, and_, or_, select, text
@@ -85,7 +85,8 @@ class Reader:
             return dict(token)
         lower = None
         if request.since is not None:
-            lower = to_json(model.clock.to_db(request.since - model.overlap, model.modified))
+            look_back = timedelta(0) if request.settled else model.overlap  # settled: waited out already
+            lower = to_json(model.clock.to_db(request.since - look_back, model.modified))
         return {
             "v": TOKEN_VERSION,
             "object": model.name,

@@ -59,15 +59,24 @@ class Cursor:
     since: datetime | None
     bound: datetime | None
     seen: set[str] = field(default_factory=set)
+    #: ``since`` is strictly past a settled instant (see :attr:`PullRequest.settled`).
+    strict: bool = False
 
     @classmethod
     def start(cls, request: PullRequest) -> Cursor:
-        since = floor_second(request.since.astimezone(timezone.utc)) if request.since else None
+        since = None
+        strict = False
+        if request.since:
+            since = request.since.astimezone(timezone.utc)
+            # Zoho keeps whole seconds: no record lies strictly between two, so a bound with a fraction
+            # (the engine's "strictly after a settled instant") starts at the next whole second.
+            strict = bool(request.settled and since.microsecond)
+            since = floor_second(since) + timedelta(seconds=1) if since.microsecond else since
         resume = request.resume or {}
         if resume.get("v") == RESUME_VERSION and resume.get("object") == request.object:
             bound = parse_datetime(resume.get("bound"))
-            return cls(since=since, bound=bound or since, seen=set(resume.get("seen") or ()))
-        return cls(since=since, bound=since)
+            return cls(since=since, bound=bound or since, seen=set(resume.get("seen") or ()), strict=strict)
+        return cls(since=since, bound=since, strict=strict)
 
     def admit(self, record_id: str, modified: datetime | None) -> bool:
         if modified is None:
@@ -116,11 +125,15 @@ class _Batch:
 class _Query:
     """One sorted query from a lower bound, its field chunks paged in lockstep."""
 
-    def __init__(self, puller: Puller, module: str, chunks: list[list[str]], bound: datetime | None) -> None:
+    def __init__(
+        self, puller: Puller, module: str, chunks: list[list[str]], bound: datetime | None, *, strict: bool = False
+    ) -> None:
         self.puller = puller
         self.module = module
         self.chunks = chunks
         self.bound = bound
+        #: ``bound`` is strictly past a settled instant: nothing at the second before it is wanted.
+        self.strict = strict
         self.next: list[dict[str, Any]] = [{"page": 1} for _ in chunks]
         self.count = 0
 
@@ -135,7 +148,10 @@ class _Query:
         settings = self.puller.client.settings
         headers = {}
         if self.bound is not None:
-            headers["If-Modified-Since"] = format_datetime(self.bound - timedelta(seconds=1))
+            # A second early unless the bound is strictly past a settled instant: then the inclusive filter
+            # (documented; Airbyte's source adds 1 s for the same reason) must not return that instant again.
+            early = timedelta(0) if self.strict else timedelta(seconds=1)
+            headers["If-Modified-Since"] = format_datetime(self.bound - early)
         calls = []
         for chunk, position in zip(self.chunks, self.next, strict=True):
             params = {
@@ -202,7 +218,7 @@ class Puller:
                 yield page
 
     async def _records(self, module: str, chunks: list[list[str]], cursor: Cursor) -> AsyncIterator[Page]:
-        query = _Query(self, module, chunks, cursor.bound)
+        query = _Query(self, module, chunks, cursor.bound, strict=cursor.strict and cursor.bound == cursor.since)
         started_at = cursor.progress()
         pending: asyncio.Task[_Batch] | None = asyncio.ensure_future(query.fetch())
         try:

@@ -42,7 +42,8 @@ def test_initial_sync_moves_every_record_and_counts_calls():
 
 
 def test_incremental_noop_pass_writes_nothing_and_changes_are_written_once():
-    figures, _ = run("incremental.py", "--sizes", "20,40", "--changes", "5", "--latency-ms", "0")
+    figures, _ = run("incremental.py", "--sizes", "20,40", "--changes", "5", "--latency-ms", "0", "--overlap", "2",
+                     "--settle", "3")
     assert figures["complete"] == "1"
     for size in ("20", "40"):
         assert figures[f"noop_writes_{size}"] == "0"
