@@ -205,7 +205,12 @@ async def _without_overwrites(
         for row_id, op in updates:
             row, record = rows[row_id], current.get(str(op.external_id))
             snapshot = snapshots.get(row.canonical_id)
-            if record is None or record.deleted or snapshot is None:
+            if record is not None and record.deleted:
+                # Deleted there since: the update could only fail (a dead letter); the tombstone,
+                # staged, brings the delete in instead.
+                edited[row_id] = record
+                continue
+            if record is None or snapshot is None:
                 continue
             try:
                 values = mapper.to_canonical(record.data, resolver)

@@ -206,3 +206,29 @@ async def test_a_create_that_landed_and_was_deleted_before_we_read_it_is_not_mad
     await engine.run_all()
     assert zoho.records("Accounts") == {}
     assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
+
+
+async def test_an_update_for_a_record_deleted_there_meanwhile_brings_the_delete_instead(engine, systems):
+    """A user deleted the company in Zoho after our read and before our update: the update would fail
+    (a dead letter); the re-read before writing sees the delete, and the delete propagates."""
+    from sync_engine.state.models import DeadLetter
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"tel": "0755-2"})
+    real_fetch = zoho.fetch
+
+    async def fetch_then_user_deletes(object, ids, fields=()):
+        records = await real_fetch(object, ids, fields)
+        zoho.fetch = real_fetch
+        zoho.user_delete("Accounts", zid)
+        return records
+
+    zoho.fetch = fetch_then_user_deletes
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.run_all()
+    assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
+    with engine.rt.store.read() as session:
+        assert list(session.scalars(select(DeadLetter))) == []
