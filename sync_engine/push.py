@@ -202,9 +202,27 @@ async def _without_overwrites(
                 Snapshot.canonical_id.in_(list({rows[row_id].canonical_id for row_id, _ in updates})),
             ))
         }
+        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
+        canonical = dict(session.execute(
+            select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(cids))
+        ).all())
+        frozen = {
+            (r.canonical_id, (r.details or {}).get("field"))
+            for r in session.scalars(select(Review).where(
+                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+                Review.entity == entity, Review.canonical_id.in_(cids),
+            ))
+        }
+        outdated: set[int] = set()
         for row_id, op in updates:
             row, record = rows[row_id], current.get(str(op.external_id))
             snapshot = snapshots.get(row.canonical_id)
+            now = canonical.get(row.canonical_id) or {}
+            if any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f])) for f, v in row.values.items()):
+                # A merge since this write was decided changed the record (or a person now decides a field):
+                # that merge planned its own writes; this one would undo it.
+                outdated.add(row_id)
+                continue
             if record is not None and record.deleted:
                 # Deleted there since: the update could only fail (a dead letter); the tombstone,
                 # staged, brings the delete in instead.
@@ -219,13 +237,15 @@ async def _without_overwrites(
             if any(f in values and f in snapshot.values and not equal(f, values[f], snapshot.values[f])
                    for f in row.values):
                 edited[row_id] = record
+        for row_id in outdated:
+            session.get(OutboxWrite, row_id).status = "superseded"
         if edited:
             for row_id in edited:
                 session.get(OutboxWrite, row_id).status = "superseded"
                 report.count(system, "deferred")
             stage_records(session, entity, system, mapper.object, list({id(r): r for r in edited.values()}.values()),
                           origin="poll", run_id=run_id, force=True, fetched_at=fetched_at)
-    return [(row_id, op) for row_id, op in planned if row_id not in edited]
+    return [(row_id, op) for row_id, op in planned if row_id not in edited and row_id not in outdated]
 
 
 def _awaiting_match(session, entity: str) -> set[tuple[str, str]]:

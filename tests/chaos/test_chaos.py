@@ -58,11 +58,5 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
     assert chaos["serve_log_tracebacks"] == 0, chaos["summary"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, open: (1) a user's edit made in a system between crmsync's read of that system and its write "
-    "there is overwritten (no conditional writes); (2) concurrent edits merged by two workers in separate "
-    "transactions resolve in merge order, not modification order; (3) now and then a company deleted in "
-    "one CRM survives in another (about 1 in 30 deletes). The conflicting edit pairs 1.2 s apart provoke "
-    "(1) and (2). Details and reproduction: the chaos branch's report"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]

@@ -232,3 +232,30 @@ async def test_an_update_for_a_record_deleted_there_meanwhile_brings_the_delete_
     assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
     with engine.rt.store.read() as session:
         assert list(session.scalars(select(DeadLetter))) == []
+
+
+async def test_an_update_decided_before_a_newer_merge_is_not_sent(engine, systems):
+    """The update was decided, then (before it went out) another run merged the target's own edit of
+    that field into a review: the target's snapshot already shows the edit, so the re-read sees nothing
+    new, yet the update would overwrite the edit a person is now deciding about."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems, industry="制造")
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"industry": "软件"})
+    real_fetch = zoho.fetch
+    state = {"calls": 0}
+
+    async def fetch_then_another_run_merges(object, ids, fields=()):
+        state["calls"] += 1
+        if state["calls"] == 2:  # the re-read right before the write
+            zoho.fetch = real_fetch
+            zoho.user_update("Accounts", zid, {"Industry": "教育"})
+            await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid])])  # another worker's run
+        return await real_fetch(object, ids, fields)
+
+    zoho.fetch = fetch_then_another_run_merges
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Industry"] == "教育"
+    with engine.rt.store.read() as session:
+        assert [r.kind for r in session.scalars(select(Review))] == ["conflict"]
