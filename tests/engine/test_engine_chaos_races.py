@@ -238,7 +238,7 @@ async def test_an_update_decided_before_a_newer_merge_is_not_sent(engine, system
     """The update was decided, then (before it went out) another run merged the target's own edit of
     that field into a review: the target's snapshot already shows the edit, so the re-read sees nothing
     new, yet the update would overwrite the edit a person is now deciding about."""
-    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    fx, zoho = systems["fx"], systems["zoho"]
     rid = _company(systems, industry="制造")
     await engine.run_all()
     (zid,) = zoho.records("Accounts")
