@@ -68,6 +68,8 @@ class Conflict:
     policy: str
     winner: str | None  # None while waiting for a person (manual)
     value: Any = None
+    #: system -> the modified time its change was weighed with (its record's, as read)
+    times: dict[str, datetime | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -171,7 +173,8 @@ def merge(
             continue
 
         policy = policy_for(name)
-        conflict = Conflict(field=name, base=base_value, values=dict(changes), policy=policy_name(policy), winner=None)
+        conflict = Conflict(field=name, base=base_value, values=dict(changes), policy=policy_name(policy), winner=None,
+                            times={s: times.get(s) for s in changes})
         if policy == "manual":
             result.conflicts.append(conflict)
             continue

@@ -69,6 +69,8 @@ class BatchCache:
         self.keys: dict[int, dict[str, str]] = {}
         #: (canonical id, system) -> the values of our create in doubt that a record just linked there answers
         self.sent: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (canonical id, system) of the links this batch made
+        self.linked_now: set[tuple[str, str]] = set()
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -86,6 +88,7 @@ class BatchCache:
         link = rec.buffer_of(self.session).add(Link, {**fields, "created_at": now, "last_synced_at": None})
         self.links_by_ext[(link.system, link.object, link.external_id)] = link
         self.links[link.canonical_id][link.system] = link
+        self.linked_now.add((link.canonical_id, link.system))
         return link
 
     def add_record(self, canonical_id: str) -> None:
@@ -354,6 +357,15 @@ def _reconcile_record(
     for change in deletions:
         _apply_delete(rt, session, report, flow_name, record, change, links, run_id)
     if record.deleted:
+        for change, _ in observations:
+            link = links.get(change.system)
+            if ((cid, change.system) in cache.linked_now and link is not None and link.status == LinkStatus.ACTIVE
+                    and change.system in write_targets(rt, flow_name)):
+                # A copy just matched to a record deleted elsewhere (typically our create that landed in
+                # doubt and is read only now): the delete reaches it too.
+                rec.queue_write(session, entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                                action="delete", external_id=change.external_id, values={}, flow=flow_name,
+                                origin=change.origin, run_id=run_id)
         return
 
     frozen = cache.frozen[cid]
@@ -401,7 +413,8 @@ def _reconcile_record(
         rt.metrics.conflicts.labels(entity, conflict.policy.split(":")[0]).inc()
         rec.audit(session, "conflict", entity=entity, canonical_id=cid, run_id=run_id,
                   details={"field": conflict.field, "base": conflict.base, "values": conflict.values,
-                           "policy": conflict.policy, "winner": conflict.winner})
+                           "policy": conflict.policy, "winner": conflict.winner,
+                           "times": {s: t.isoformat() if t else None for s, t in conflict.times.items()}})
 
     record.values = result.values
     record.hash = hash_of(result.values)

@@ -259,3 +259,25 @@ async def test_an_update_decided_before_a_newer_merge_is_not_sent(engine, system
     assert zoho.records("Accounts")[zid]["Industry"] == "教育"
     with engine.rt.store.read() as session:
         assert [r.kind for r in session.scalars(select(Review))] == ["conflict"]
+
+
+async def test_a_copy_matched_to_a_record_deleted_meanwhile_is_deleted_too(engine, systems):
+    """Our Zoho create was in doubt when the company was deleted in Fxiaoke; the Zoho copy, read later,
+    matches the deleted record: the delete must reach it, not leave it behind alone in Zoho."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_delete("AccountObj", rid)
+    real_pull = zoho.pull
+
+    def zoho_unreadable(request):
+        raise ConnectorError("zoho: 503 service unavailable")
+
+    zoho.pull = zoho_unreadable
+    await engine.run_all()  # the delete is read and reaches the ERP; the Zoho copy is not known yet
+    zoho.pull = real_pull
+    assert erp.records("BD_Customer") == {}
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
+    assert zoho.records("Accounts") == {}
