@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import PullRequest, WriteOp, WriteResult
 from connectors.errors import ConnectorError, QuotaExhausted, RateLimited, TransientError
@@ -144,6 +144,12 @@ async def _push_chunk(
             planned = await _without_overwrites(rt, uow, report, entity, system, planned, by_id, run_id)
             if not planned:
                 return
+            with uow.tx() as session:
+                # Sent from now, not from when the rows were claimed: the re-read above may have taken a
+                # while, and a create "sent" longer ago than recovery waits is looked for, not found (not
+                # sent yet) and sent once more by another worker — a twin.
+                session.execute(update(OutboxWrite).where(OutboxWrite.id.in_([row_id for row_id, _ in planned]))
+                                .values(sent_at=utc_now()))
         ops = [op for _, op in planned]
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
@@ -415,8 +421,11 @@ async def recover_in_doubt(rt: Runtime, uow: UnitOfWork, report: Report, entity:
                 )
             )
         )
+        alive = _runs_still_working(session, {row.run_id for row in rows if row.run_id is not None})
         creates: dict[str, list[int]] = defaultdict(list)
         for row in rows:
+            if row.run_id in alive:
+                continue  # its run's worker still holds its job: the send is slow, not lost
             if row.action == "create":
                 creates[row.system].append(row.id)
             elif row.action == "update" and not _refresh_update(session, row):
@@ -427,6 +436,23 @@ async def recover_in_doubt(rt: Runtime, uow: UnitOfWork, report: Report, entity:
     for system, row_ids in creates.items():
         settled += await _find_created(rt, uow, report, entity, system, row_ids)
     return len(rows)
+
+
+def _runs_still_working(session, run_ids: set[int]) -> set[int]:
+    """Runs whose job a live worker still holds (running, lease not expired). On a loaded machine a
+    send can take longer than recovery waits; taken for lost, a create was looked for before it
+    landed, not found, and sent again by another worker: a twin."""
+    if not run_ids:
+        return set()
+    from .state.models import Job, Run
+    from .state.models.enums import JobStatus, RunStatus
+
+    return set(session.scalars(
+        select(Run.id).join(Job, Job.id == Run.job_id).where(
+            Run.id.in_(list(run_ids)), Run.status == RunStatus.RUNNING,
+            Job.status == JobStatus.RUNNING, Job.lease_expires_at > utc_now(),
+        )
+    ))
 
 
 def _refresh_update(session, row: OutboxWrite) -> bool:

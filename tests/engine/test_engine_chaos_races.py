@@ -281,3 +281,34 @@ async def test_a_copy_matched_to_a_record_deleted_meanwhile_is_deleted_too(engin
     assert erp.records("BD_Customer") == {}
     await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
     assert zoho.records("Accounts") == {}
+
+
+async def test_a_slow_send_of_a_live_worker_is_not_taken_for_lost(engine, systems):
+    """On a loaded machine a send can outlast recovery's wait. While the worker running it still holds
+    its job, the create is not looked for (not landed yet, it was not found and sent again: a twin)."""
+    from sync_engine.state.models import Job, Run
+    from sync_engine.state.models.enums import JobStatus, RunKind, RunStatus
+
+    zoho = systems["zoho"]
+    _company(systems)
+    await engine.run_all()
+    with engine.rt.store.write() as session:
+        cid = session.scalar(select(Link.canonical_id).where(Link.system == "fx"))
+        session.execute(Link.__table__.delete().where(Link.system == "zoho"))
+        job = Job(kind="webhook", payload={}, status=JobStatus.RUNNING, lease_expires_at=utc_now() + timedelta(minutes=5))
+        session.add(job)
+        session.flush()
+        run = Run(flow="accounts", kind=RunKind.WEBHOOK, status=RunStatus.RUNNING, stats={}, job_id=job.id)
+        session.add(run)
+        session.flush()
+        row = rec.queue_write(session, entity="account", canonical_id=cid, system="zoho", object="Accounts",
+                              action="create", external_id=None, values={"name": "深圳市恒通科技有限公司"},
+                              flow="accounts", origin="event", run_id=run.id)
+        row.status, row.sent_at = "sent", utc_now() - timedelta(hours=1)
+        zoho.objects["Accounts"].clear()  # the slow send has not landed yet
+        zoho.modified.clear()
+    await engine.run_all()
+    assert zoho.records("Accounts") == {}
+    with engine.rt.store.read() as session:
+        assert session.scalar(select(OutboxWrite.status).where(OutboxWrite.system == "zoho",
+                                                               OutboxWrite.status == "sent")) == "sent"
