@@ -45,6 +45,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -535,7 +536,7 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from sync_engine.state.models import DeadLetter, Link, Review
+    from sync_engine.state.models import AuditEvent, DeadLetter, Link, Review
     from sync_engine.state.models.enums import (
         DeadLetterStatus,
         ReviewKind,
@@ -562,6 +563,10 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                                                           Review.status == ReviewStatus.OPEN))
         }
         reviews_open = Counter(str(r.kind) for r in session.scalars(select(Review).where(Review.status == ReviewStatus.OPEN)))
+        conflicts: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for cid, details in session.execute(select(AuditEvent.canonical_id, AuditEvent.details)
+                                            .where(AuditEvent.kind == "conflict")):
+            conflicts[(cid, (details or {}).get("field"))].append(details or {})
         letters = Counter(
             f"{d.system} {d.stage} {d.code}: {(d.message or '')[:120]}"
             for d in session.scalars(select(DeadLetter).where(DeadLetter.status == DeadLetterStatus.OPEN))
@@ -571,6 +576,7 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
     lost: list[dict] = []
     duplicates: list[dict] = []
     unreviewed: list[dict] = []
+    by_record_time: list[dict] = []
     sot_wins = 0
     for tax, company in driver.companies.items():
         held = by_tax.get(tax, {})
@@ -612,8 +618,12 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                 if distinct != {last}:
                     sot_wins += 1
                 continue
-            lost.append({"tax_id": tax, "field": f, "expected": sorted(acceptable), "values": finals,
-                         "edits": _story(edits)})
+            cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
+            story = {"tax_id": tax, "field": f, "expected": sorted(acceptable), "values": finals, "edits": _story(edits)}
+            if len(distinct) == 1 and _lost_by_record_time(conflicts, cids, f, next(iter(distinct)), last):
+                by_record_time.append(story)
+                continue
+            lost.append(story)
     return {
         "companies": len(driver.companies),
         "deleted": sum(1 for c in driver.companies.values() if c.deleted_in),
@@ -621,10 +631,42 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         "duplicates": duplicates,
         "unresolved_conflicts_not_in_review": unreviewed,
         "source_of_truth_wins": sot_wins,
+        "latest_wins_by_record_time": by_record_time,
         "records_not_from_the_driver": strangers,
         "reviews_open": dict(reviews_open),
         "dead_letters": dict(letters),
     }
+
+
+def _lost_by_record_time(conflicts: dict, cids: set, field_name: str, final, last) -> bool:
+    """The last edit reached crmsync and lost a latest_wins conflict to an earlier edit because the
+    earlier one's *record* had the newer modified time when read (modified again since, by a user's edit
+    of another field or by crmsync's own write of one). The systems expose one modified time per record,
+    not per field: that is the documented rule ("the change with the newest modified time wins"), and
+    nothing the systems report lets crmsync order these two edits otherwise. EDIT_SPACING orders edits
+    of one field, not the record's modified times.
+
+    Accepted only when the audit trail shows exactly that: a conflict on this field (latest_wins, or
+    source_of_truth without the ERP among the changers, which falls back to it) between the final value
+    and the last edit's value, won by the final value with a modified time not older than the loser's."""
+    for cid in cids:
+        for details in conflicts.get((cid, field_name), []):
+            values = details.get("values") or {}
+            times = details.get("times") or {}
+            policy = str(details.get("policy") or "")
+            if not (policy == "latest_wins" or (policy.startswith("source_of_truth:")
+                                                and policy.split(":", 1)[1] not in values)):
+                continue
+            winner = details.get("winner")
+            if winner is None or normalized(winner, field_name, values.get(winner)) != final:
+                continue
+            for loser, value in values.items():
+                if loser == winner or normalized(loser, field_name, value) != last:
+                    continue
+                won_at, lost_at = (datetime.fromisoformat(t) if t else None for t in (times.get(winner), times.get(loser)))
+                if won_at and (lost_at is None or won_at >= lost_at):
+                    return True
+    return False
 
 
 def _story(edits: list[Edit]) -> list[str]:
@@ -788,6 +830,9 @@ def print_report(r: dict) -> None:
     print(f"echo writes (two passes after convergence): {sum(r['echo_writes'].values())} {r['echo_writes'] or ''}")
     print(f"reconciliation pass writes (repairs after quiescence): {r['reconciliation_writes'] or 0}")
     print(f"source_of_truth wins over a later edit: {r['source_of_truth_wins']}; open reviews: {r['reviews_open']}")
+    print(f"latest_wins decided by record modified times against the later edit: {len(r['latest_wins_by_record_time'])}")
+    for item in r["latest_wins_by_record_time"][:10]:
+        print("   ", json.dumps(item, ensure_ascii=False))
     print(f"dead letters: {sum(r['dead_letters'].values())}")
     for reason, n in sorted(r["dead_letters"].items(), key=lambda x: -x[1]):
         print(f"   {n} × {reason}")

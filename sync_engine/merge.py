@@ -68,6 +68,8 @@ class Conflict:
     policy: str
     winner: str | None  # None while waiting for a person (manual)
     value: Any = None
+    #: system -> the modified time its change was weighed with (its record's, as read)
+    times: dict[str, datetime | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -96,8 +98,13 @@ def merge(
     system_order: Sequence[str],
     frozen: set[str] = frozenset(),
     equal: Callable[[str, Any, Any], bool] = lambda _f, a, b: values_equal(a, b),
+    origins: Mapping[str, tuple[str, datetime | None]] | None = None,
 ) -> MergeResult:
-    """Merge ``observations`` into ``base``. Pure: no I/O, no clock."""
+    """Merge ``observations`` into ``base``. Pure: no I/O, no clock.
+
+    ``origins``: field -> (system, modified time) of the change that set the base value, for fields a
+    system changed starting from an older value than the base (see below)."""
+    origins = origins or {}
     rank = {name: i for i, name in enumerate(system_order)}
     result = MergeResult(values=dict(base))
     fields = sorted({f for obs in observations for f in obs.values})
@@ -138,6 +145,14 @@ def merge(
             elif not equal(name, new, previous):
                 changes[obs.system] = new
                 times[obs.system] = obs.modified_at
+                origin = origins.get(name)
+                if (origin is not None and origin[0] != obs.system and name in base
+                        and not equal(name, previous, base_value) and not equal(name, new, base_value)):
+                    # This system changed the field from a value older than the base: it had not received
+                    # the change that set the base (our write was still on its way). The two changes
+                    # were concurrent; merged as the only one, the older could undo the newer.
+                    changes.setdefault(origin[0], base_value)
+                    times.setdefault(origin[0], origin[1])
         if not changes:
             continue
 
@@ -158,7 +173,8 @@ def merge(
             continue
 
         policy = policy_for(name)
-        conflict = Conflict(field=name, base=base_value, values=dict(changes), policy=policy_name(policy), winner=None)
+        conflict = Conflict(field=name, base=base_value, values=dict(changes), policy=policy_name(policy), winner=None,
+                            times={s: times.get(s) for s in changes})
         if policy == "manual":
             result.conflicts.append(conflict)
             continue

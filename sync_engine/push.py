@@ -16,10 +16,10 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import PullRequest, WriteOp, WriteResult
-from connectors.errors import ConnectorError, QuotaExhausted
+from connectors.errors import ConnectorError, QuotaExhausted, RateLimited, TransientError
 from mapping.canonical import canonical_hash
 from mapping.compiler import CANONICAL_ID_FIELD
 from mapping.errors import MappingError
@@ -28,6 +28,7 @@ from mapping.references import UnresolvedReference
 from . import records as rec
 from .context import PlannedWrite, Report, UnitOfWork
 from .links import LinkResolver
+from .pull import stage_records
 from .runtime import Runtime
 from .state.models import Cursor, Link, Record, Snapshot, SystemState
 from .state.models import Review
@@ -136,7 +137,19 @@ async def _push_chunk(
             )
         rec.save_rows(session, OutboxWrite, rows, ["status", "sent_at", "attempts", "error"])
 
+    by_id = {row.id: row for row in rows}
+
     async def send(system: str, planned: list[tuple[int, WriteOp]]) -> None:
+        if not dry_run:
+            planned = await _without_overwrites(rt, uow, report, entity, system, planned, by_id, run_id)
+            if not planned:
+                return
+            with uow.tx() as session:
+                # Sent from now, not from when the rows were claimed: the re-read above may have taken a
+                # while, and a create "sent" longer ago than recovery waits is looked for, not found (not
+                # sent yet) and sent once more by another worker — a twin.
+                session.execute(update(OutboxWrite).where(OutboxWrite.id.in_([row_id for row_id, _ in planned]))
+                                .values(sent_at=utc_now()))
         ops = [op for _, op in planned]
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
@@ -162,6 +175,85 @@ async def _push_chunk(
     return rows[-1].id if rows else 0
 
 
+async def _without_overwrites(
+    rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, planned: list[tuple[int, WriteOp]],
+    rows: dict[int, Any], run_id: int | None,
+) -> list[tuple[int, WriteOp]]:
+    """Read the records about to be updated once more, right before writing: a user may have edited
+    one of the fields since we last read that system (the APIs offer no conditional write). Such an
+    update is not sent — it would overwrite that edit, which no later read could bring back; the
+    record is staged instead, and its next merge weighs the edit against the others by policy."""
+    updates = [(row_id, op) for row_id, op in planned if op.action == "update" and op.external_id]
+    if not updates:
+        return planned
+    mapper = rt.mappings.mapper(entity, system)
+    fetched_at = utc_now()
+    try:
+        records = await rt.connector(system).fetch(mapper.object, sorted({op.external_id for _, op in updates}),
+                                                    mapper.system_fields())
+    except ConnectorError as exc:
+        # Not knowing what the target holds now, writing could overwrite an edit: the updates wait.
+        _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)
+        held = {row_id for row_id, _ in updates}
+        return [(row_id, op) for row_id, op in planned if row_id not in held]
+    current = {r.external_id: r for r in records}
+    equal = rec.field_equality(rt.mappings.models[entity])
+    edited: dict[int, Any] = {}
+    with uow.tx() as session:
+        resolver = LinkResolver(session)
+        snapshots = {
+            snap.canonical_id: snap
+            for snap in session.scalars(select(Snapshot).where(
+                Snapshot.entity == entity, Snapshot.system == system,
+                Snapshot.canonical_id.in_(list({rows[row_id].canonical_id for row_id, _ in updates})),
+            ))
+        }
+        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
+        canonical = dict(session.execute(
+            select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(cids))
+        ).all())
+        frozen = {
+            (r.canonical_id, (r.details or {}).get("field"))
+            for r in session.scalars(select(Review).where(
+                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+                Review.entity == entity, Review.canonical_id.in_(cids),
+            ))
+        }
+        outdated: set[int] = set()
+        for row_id, op in updates:
+            row, record = rows[row_id], current.get(str(op.external_id))
+            snapshot = snapshots.get(row.canonical_id)
+            now = canonical.get(row.canonical_id) or {}
+            if any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f])) for f, v in row.values.items()):
+                # A merge since this write was decided changed the record (or a person now decides a field):
+                # that merge planned its own writes; this one would undo it.
+                outdated.add(row_id)
+                continue
+            if record is not None and record.deleted:
+                # Deleted there since: the update could only fail (a dead letter); the tombstone,
+                # staged, brings the delete in instead.
+                edited[row_id] = record
+                continue
+            if record is None or snapshot is None:
+                continue
+            try:
+                values = mapper.to_canonical(record.data, resolver)
+            except (MappingError, UnresolvedReference):
+                continue
+            if any(f in values and f in snapshot.values and not equal(f, values[f], snapshot.values[f])
+                   for f in row.values):
+                edited[row_id] = record
+        for row_id in outdated:
+            session.get(OutboxWrite, row_id).status = "superseded"
+        if edited:
+            for row_id in edited:
+                session.get(OutboxWrite, row_id).status = "superseded"
+                report.count(system, "deferred")
+            stage_records(session, entity, system, mapper.object, list({id(r): r for r in edited.values()}.values()),
+                          origin="poll", run_id=run_id, force=True, fetched_at=fetched_at)
+    return [(row_id, op) for row_id, op in planned if row_id not in edited and row_id not in outdated]
+
+
 def _awaiting_match(session, entity: str) -> set[tuple[str, str]]:
     """(system, canonical id) pairs named as candidates by an open match review of that system."""
     out: set[tuple[str, str]] = set()
@@ -180,13 +272,20 @@ def _call_failed(rt: Runtime, uow: UnitOfWork, report: Report, system: str, row_
     with uow.tx() as session:
         for row_id in row_ids:
             row = session.get(OutboxWrite, row_id)
-            row.status = "pending"
+            # A create that failed in flight (a 500, a lost answer) may have landed: sent again blindly it
+            # makes a twin, or brings back a record a user deleted before we saw it. In doubt, it is looked
+            # for in the target first (recover_in_doubt). Refused calls (auth, quota, throttling) sent nothing.
+            row.status = "sent" if row.action == "create" and _maybe_landed(exc) else "pending"
             row.error = str(exc)
         if isinstance(exc, QuotaExhausted):
             state = session.get(SystemState, system) or SystemState(system=system)
             state.paused_until = exc.until
             state.pause_reason = str(exc)
             session.add(state)
+
+
+def _maybe_landed(exc: ConnectorError) -> bool:
+    return isinstance(exc, TransientError) and not isinstance(exc, RateLimited)
 
 
 def _fail(rt: Runtime, session, report: Report, row: OutboxWrite, code: str | None, message: str, stage, run_id) -> None:
@@ -245,7 +344,8 @@ def _apply(
         return
     if not result.ok:
         if result.retryable and row.attempts < rt.config.sync.max_attempts:
-            row.status = "pending"
+            # A create may have landed though it failed (see _call_failed): in doubt, not pending.
+            row.status = "sent" if row.action == "create" else "pending"
             row.error = f"{result.code}: {result.message}"
             report.count(row.system, "deferred")
             return
@@ -270,6 +370,13 @@ def _apply(
                 session.add(link)
             cache.links[key] = link
         row.external_id = str(result.external_id)
+        record = session.get(Record, (entity, row.canonical_id))
+        if record is not None and record.deleted and link.status == LinkStatus.ACTIVE:
+            # Deleted elsewhere while this create was in flight or in doubt (its delete could not name
+            # this copy yet): the copy goes too, or the delete is lost here.
+            rec.queue_write(session, entity=entity, canonical_id=row.canonical_id, system=row.system,
+                            object=row.object, action="delete", external_id=str(result.external_id), values={},
+                            flow=row.flow or "", origin=row.origin or "poll", run_id=run_id)
     elif row.action == "delete" and link is not None:
         link.status = LinkStatus.DELETED
     if row.action != "delete":
@@ -314,16 +421,59 @@ async def recover_in_doubt(rt: Runtime, uow: UnitOfWork, report: Report, entity:
                 )
             )
         )
+        alive = _runs_still_working(session, {row.run_id for row in rows if row.run_id is not None})
         creates: dict[str, list[int]] = defaultdict(list)
         for row in rows:
+            if row.run_id in alive:
+                continue  # its run's worker still holds its job: the send is slow, not lost
             if row.action == "create":
                 creates[row.system].append(row.id)
+            elif row.action == "update" and not _refresh_update(session, row):
+                row.status = "superseded"
             else:
                 row.status = "pending"
     settled = 0
     for system, row_ids in creates.items():
         settled += await _find_created(rt, uow, report, entity, system, row_ids)
     return len(rows)
+
+
+def _runs_still_working(session, run_ids: set[int]) -> set[int]:
+    """Runs whose job a live worker still holds (running, lease not expired). On a loaded machine a
+    send can take longer than recovery waits; taken for lost, a create was looked for before it
+    landed, not found, and sent again by another worker: a twin."""
+    if not run_ids:
+        return set()
+    from .state.models import Job, Run
+    from .state.models.enums import JobStatus, RunStatus
+
+    return set(session.scalars(
+        select(Run.id).join(Job, Job.id == Run.job_id).where(
+            Run.id.in_(list(run_ids)), Run.status == RunStatus.RUNNING,
+            Job.status == JobStatus.RUNNING, Job.lease_expires_at > utc_now(),
+        )
+    ))
+
+
+def _refresh_update(session, row: OutboxWrite) -> bool:
+    """An update in doubt is resent with what the record holds *now*: its own values may be long
+    stale (a worker killed mid-call, recovered minutes later), and sent as they were they would undo
+    every change synced since. Fields a person is deciding are left out. False: nothing left to send."""
+    record = session.get(Record, (row.entity, row.canonical_id))
+    if record is None or record.deleted:
+        return False
+    frozen = {
+        (r.details or {}).get("field")
+        for r in session.scalars(select(Review).where(
+            Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+            Review.entity == row.entity, Review.canonical_id == row.canonical_id,
+        ))
+    }
+    values = {f: record.values[f] for f in row.values if f in record.values and f not in frozen}
+    if not values:
+        return False
+    row.values = values
+    return True
 
 
 async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, row_ids: list[int]) -> int:
@@ -357,7 +507,7 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
         with uow.tx() as session:
             resolver = LinkResolver(session)
             for record in page.records:
-                if record.deleted or not waiting:
+                if not waiting:
                     continue
                 taken = session.scalar(select(Link.id).where(Link.system == system, Link.object == mapper.object,
                                                              Link.external_id == record.external_id))
@@ -379,6 +529,11 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
                         _apply(rt, session, report, row, WriteOp(key=row.op_key, action="create"),
                                WriteResult(key=row.op_key, ok=True, external_id=record.external_id,
                                            modified_at=record.modified_at), row.run_id)
+                        if record.deleted:
+                            # It landed, and a user deleted it before we ever read it: sent again, the
+                            # create would bring it back. The tombstone, linked now, carries the delete.
+                            stage_records(session, entity, system, mapper.object, [record], origin="poll",
+                                          run_id=row.run_id, force=True)
                         del waiting[row_id]
                         found += 1
                         break

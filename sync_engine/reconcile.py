@@ -67,6 +67,10 @@ class BatchCache:
         self.key_fields: set[str] = set()
         #: id(staged change) -> its match keys, computed once for the batch's prefetch
         self.keys: dict[int, dict[str, str]] = {}
+        #: (canonical id, system) -> the values of our create in doubt that a record just linked there answers
+        self.sent: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (canonical id, system) of the links this batch made
+        self.linked_now: set[tuple[str, str]] = set()
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -84,6 +88,7 @@ class BatchCache:
         link = rec.buffer_of(self.session).add(Link, {**fields, "created_at": now, "last_synced_at": None})
         self.links_by_ext[(link.system, link.object, link.external_id)] = link
         self.links[link.canonical_id][link.system] = link
+        self.linked_now.add((link.canonical_id, link.system))
         return link
 
     def add_record(self, canonical_id: str) -> None:
@@ -235,8 +240,13 @@ def reconcile_batch(
                     for row in session.scalars(select(OutboxWrite).where(
                         OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
                         OutboxWrite.system == change.system,
-                        OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred")),
+                        OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred", "sent")),
                     )):
+                        if row.status == "sent":
+                            # Our create in doubt: this is most likely the record it made. What we sent is
+                            # what it held then, so only the fields a user changed since count as its edits
+                            # (not first-sight disagreements the policy would settle against the user).
+                            cache.sent[(cid, change.system)] = dict(row.values or {})
                         row.status = "superseded"
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
@@ -356,17 +366,38 @@ def _reconcile_record(
     for change in deletions:
         _apply_delete(rt, session, report, flow_name, record, change, links, run_id)
     if record.deleted:
+        for change, _ in observations:
+            link = links.get(change.system)
+            if ((cid, change.system) in cache.linked_now and link is not None and link.status == LinkStatus.ACTIVE
+                    and change.system in write_targets(rt, flow_name)):
+                # A copy just matched to a record deleted elsewhere (typically our create that landed in
+                # doubt and is read only now): the delete reaches it too.
+                rec.queue_write(session, entity=entity, canonical_id=cid, system=change.system, object=change.object,
+                                action="delete", external_id=change.external_id, values={}, flow=flow_name,
+                                origin=change.origin, run_id=run_id)
         return
 
     frozen = cache.frozen[cid]
+    merge_snapshots = {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()}
+    base_values = record.values
+    stale = {
+        f for c, v in observations if c.system in snapshots for f in v
+        if f in base_values and f in snapshots[c.system].values
+        and not equal(f, v[f], snapshots[c.system].values[f])
+        and not equal(f, snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
+    }
+    for c, _ in observations:
+        if c.system not in merge_snapshots and (cid, c.system) in cache.sent:
+            merge_snapshots[c.system] = MergeSnapshot(cache.sent[(cid, c.system)], None)
     result = merge(
         record.values,
-        {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()},
+        merge_snapshots,
         [Observation(c.system, v, c.modified_at) for c, v in observations],
         policy_for=lambda f: rt.config.conflict_policy(entity, f),
         system_order=flow.systems,
         frozen={f for f in frozen if f},
         equal=equal,
+        origins=_origins(session, entity, cid, {f: base_values[f] for f in stale}, equal) if stale else None,
     )
     for conflict in result.conflicts:
         review_id = None
@@ -391,7 +422,8 @@ def _reconcile_record(
         rt.metrics.conflicts.labels(entity, conflict.policy.split(":")[0]).inc()
         rec.audit(session, "conflict", entity=entity, canonical_id=cid, run_id=run_id,
                   details={"field": conflict.field, "base": conflict.base, "values": conflict.values,
-                           "policy": conflict.policy, "winner": conflict.winner})
+                           "policy": conflict.policy, "winner": conflict.winner,
+                           "times": {s: t.isoformat() if t else None for s, t in conflict.times.items()}})
 
     record.values = result.values
     record.hash = hash_of(result.values)
@@ -419,6 +451,33 @@ def _reconcile_record(
     _plan_writes(rt, session, flow_name, record, links, origin=origin, run_id=run_id, equal=equal, held=held, cache=cache)
     if rt.triggers:
         derive.after_merge(rt, session, report, record, origin=origin, run_id=run_id, equal=equal)
+
+
+def _origins(
+    session: Session, entity: str, cid: str, wanted: dict[str, Any], equal
+) -> dict[str, tuple[str, Any]]:
+    """Which system's change set each of these fields to its current (base) value, and its modified
+    time: the newest read in the audit trail that changed the field to that value."""
+    from datetime import datetime
+
+    from .state.models import AuditEvent
+
+    found: dict[str, tuple[str, Any]] = {}
+    for system, details in session.execute(
+        select(AuditEvent.system, AuditEvent.details)
+        .where(AuditEvent.entity == entity, AuditEvent.canonical_id == cid, AuditEvent.kind == "read")
+        .order_by(AuditEvent.id.desc()).limit(200)
+    ):
+        changes = (details or {}).get("changes") or {}
+        for f, value in wanted.items():
+            change = changes.get(f)
+            if f in found or not isinstance(change, list) or len(change) != 2 or not equal(f, change[1], value):
+                continue
+            at = (details or {}).get("modified_at")
+            found[f] = (system, datetime.fromisoformat(at) if at else None)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def _with_our_later_writes(

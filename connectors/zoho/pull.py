@@ -32,6 +32,7 @@ from connectors.base import Page, PullRequest, SourceRecord
 from .client import ZohoClient, ZohoResponse
 from .discovery import Catalog
 from .errors import ZohoApiError, ZohoConfigError
+from .settings import SYSTEM_DUPLICATE_CHECK_FIELDS
 from .timefmt import floor_second, format_datetime, parse_datetime
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,8 @@ class Puller:
                 deleted_at = parse_datetime(entry.get("deleted_time"))
                 if cursor.since is not None and deleted_at is not None and deleted_at < cursor.since:
                     continue
-                records.append(SourceRecord(module, str(entry.get("id")), deleted_at, dict(entry), deleted=True))
+                records.append(SourceRecord(module, str(entry.get("id")), deleted_at, _tombstone_data(module, entry),
+                                            deleted=True))
             more = bool((payload.get("info") or {}).get("more_records")) and bool(payload.get("data"))
             phase = "deleted" if more else "done"
             yield Page(records, cursor.resume(module, phase, deleted_page=page + 1))
@@ -416,11 +418,22 @@ class Puller:
                 record_id = str(entry.get("id"))
                 if record_id in missing:
                     missing.discard(record_id)
-                    found.append(SourceRecord(module, record_id, parse_datetime(entry.get("deleted_time")), dict(entry), deleted=True))
+                    found.append(SourceRecord(module, record_id, parse_datetime(entry.get("deleted_time")),
+                                              _tombstone_data(module, entry), deleted=True))
             if not (payload.get("info") or {}).get("more_records"):
                 break
             page += 1
         return found
+
+
+def _tombstone_data(module: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A deleted-records entry, with its ``display_name`` also under the module's name field (Account_Name…):
+    all that is left to recognise a record deleted before crmsync read it (a create whose answer was lost)."""
+    data = dict(entry)
+    names = SYSTEM_DUPLICATE_CHECK_FIELDS.get(module) or []
+    if names and names[0] != "Email" and entry.get("display_name") not in (None, ""):
+        data.setdefault(names[0], entry["display_name"])
+    return data
 
 
 def _ends_sequence(exc: ZohoApiError) -> bool:

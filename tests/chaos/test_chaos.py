@@ -59,10 +59,10 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known, open: (1) a user's edit made in a system between crmsync's read of that system and its write "
-    "there is overwritten (no conditional writes); (2) concurrent edits merged by two workers in separate "
-    "transactions resolve in merge order, not modification order; (3) now and then a company deleted in "
-    "one CRM survives in another (about 1 in 30 deletes). The conflicting edit pairs 1.2 s apart provoke "
-    "(1) and (2). Details and reproduction: the chaos branch's report"))
+    "known, open (fewer since the chaos branch's fixes; 0 in some runs, a few under heavy load): (1) an update's "
+    "re-read before writing and the write's landing are seconds apart when the connector retries the write "
+    "(20 % faults), and a user's edit of the same field in that window is overwritten (the APIs have no "
+    "conditional write); (2) now and then a record deleted in a CRM survives elsewhere (a create whose answer "
+    "was lost, racing the delete). Details: the chaos branch's report"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]

@@ -54,6 +54,9 @@ class MemorySystem(Connector):
         self.deleted: dict[tuple[str, str], datetime] = {}
         self.writes: Counter[str] = Counter()
         self.fail_ids: set[str] = set()
+        #: what a tombstone still shows of the deleted record (Zoho's deleted list: its display name)
+        self.tombstone_fields: tuple[str, ...] = ()
+        self.tombstones: dict[tuple[str, str], dict] = {}
         self._ids = itertools.count(1)
         MemorySystem.instances[name] = self
 
@@ -69,7 +72,8 @@ class MemorySystem(Connector):
         self.modified[(object, rid)] = at or CLOCK.tick()
 
     def user_delete(self, object: str, rid: str) -> None:
-        del self.objects[object][rid]
+        gone = self.objects[object].pop(rid)
+        self.tombstones[(object, rid)] = {f: gone[f] for f in self.tombstone_fields if f in gone}
         self.modified.pop((object, rid))
         self.deleted[(object, rid)] = CLOCK.tick()
 
@@ -95,7 +99,7 @@ class MemorySystem(Connector):
         rows.sort()
         start = (request.resume or {}).get("offset", 0)
         tombstones = [
-            SourceRecord(request.object, rid, ts, {}, deleted=True)
+            SourceRecord(request.object, rid, ts, dict(self.tombstones.get((obj, rid), {})), deleted=True)
             for (obj, rid), ts in sorted(self.deleted.items(), key=lambda kv: kv[1])
             if obj == request.object and (request.since is None or ts >= request.since)
         ]
@@ -112,7 +116,8 @@ class MemorySystem(Connector):
             if rid in self.objects.get(object, {}):
                 out.append(self._record(object, rid))
             elif (object, rid) in self.deleted:
-                out.append(SourceRecord(object, rid, self.deleted[(object, rid)], {}, deleted=True))
+                out.append(SourceRecord(object, rid, self.deleted[(object, rid)], dict(self.tombstones.get((object, rid), {})),
+                                        deleted=True))
         return out
 
     async def push(self, object: str, ops: Sequence[WriteOp]) -> list[WriteResult]:

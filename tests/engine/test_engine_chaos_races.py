@@ -1,0 +1,314 @@
+"""More races bench/chaos.py found (issue #10, chaos convergence), replayed deterministically with the
+in-memory systems: each test fails without the engine change it is named after."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from connectors.base import ChangeHint
+from connectors.errors import ConnectorError, TransientError
+from sync_engine import records as rec
+from sync_engine.state.models import Link, Review
+from sync_engine.state.models.pipeline import OutboxWrite
+from sync_engine.state.types import utc_now
+
+from .memory import CLOCK
+
+
+def _company(systems, **extra):
+    return systems["fx"].user_create(
+        "AccountObj", {"name": "深圳市恒通科技有限公司", "uscc": "91440300MA5F000001", "tel": "0755-1", **extra})
+
+
+def _lands_then_fails(system, error):
+    """The target applies the batch, then the answer is lost (a 500 after the commit, a timeout)."""
+    real_push = system.push
+
+    async def push(object, ops):
+        await real_push(object, ops)
+        system.push = real_push
+        raise error
+
+    system.push = push
+
+
+def _age_sends(engine):
+    """The in-doubt writes become old enough for recovery (older than two leases)."""
+    with engine.rt.store.write() as session:
+        session.execute(update(OutboxWrite).where(OutboxWrite.status == "sent")
+                        .values(sent_at=utc_now() - timedelta(hours=1)))
+
+
+async def test_a_create_that_failed_in_flight_is_not_sent_again_by_a_webhook_run(engine, systems):
+    """A create answered by a 500 may have landed. Sent again blindly (a webhook run pushes every
+    pending write) it made a twin: it is in doubt instead, and recovery looks for it first."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    assert len(zoho.records("Accounts")) == 1  # it landed
+    fx.user_update("AccountObj", rid, {"tel": "0755-2"})
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert len(zoho.records("Accounts")) == 1
+    _age_sends(engine)
+    await engine.run_all()
+    await engine.run_all()
+    (zoho_record,) = zoho.records("Accounts").values()
+    assert zoho_record["Phone"] == "0755-2"
+
+
+async def test_a_delete_read_while_a_create_is_in_doubt_reaches_the_created_copy(engine, systems):
+    """The ERP create is in doubt when the company is deleted in Zoho: the delete cannot name the ERP
+    copy yet. Found later by recovery, that copy must be deleted too."""
+    zoho, erp = systems["zoho"], systems["erp"]
+    _company(systems)
+    _lands_then_fails(erp, TransientError("erp: HTTP 500", code="500"))
+    await engine.run_all()
+    assert len(erp.records("BD_Customer")) == 1
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    real_pull = erp.pull
+
+    def erp_unreadable(request):
+        raise ConnectorError("erp: 503 service unavailable")
+
+    erp.pull = erp_unreadable  # nor is the ERP copy found by matching in this pass
+    await engine.run_all()  # the delete is read and propagated; the ERP create is still in doubt
+    erp.pull = real_pull
+    _age_sends(engine)
+    await engine.run_all()  # recovery finds the ERP copy
+    await engine.run_all()
+    assert erp.records("BD_Customer") == {}
+    assert systems["fx"].records("AccountObj") == {}
+
+
+async def test_an_update_in_doubt_is_resent_with_the_values_of_now(engine, systems):
+    """A worker died while sending an update; recovered a minute later, the update was resent as it
+    was, undoing the changes synced meanwhile (and the next read spread the old value everywhere)."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (eid,) = erp.records("BD_Customer")
+    (zid,) = zoho.records("Accounts")
+    with engine.rt.store.write() as session:
+        cid = session.scalar(select(Link.canonical_id).where(Link.system == "erp"))
+        row = rec.queue_write(session, entity="account", canonical_id=cid, system="erp", object="BD_Customer",
+                              action="update", external_id=eid, values={"phone": "0755-old"}, flow="accounts",
+                              origin="poll", run_id=None)
+        row.status, row.sent_at = "sent", utc_now()
+    fx.user_update("AccountObj", rid, {"tel": "0755-new"})
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert erp.records("BD_Customer")[eid]["FTel"] == "0755-new"
+    sent: list[dict] = []
+    real_push = erp.push
+
+    async def recording_push(object, ops):
+        sent.extend(op.data for op in ops)
+        return await real_push(object, ops)
+
+    erp.push = recording_push
+    _age_sends(engine)
+    await engine.run_all()
+    await engine.run_all()
+    assert all(data.get("FTel") != "0755-old" for data in sent), sent
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-new"}
+
+
+async def test_an_edit_made_between_our_read_and_our_write_is_not_overwritten(engine, systems):
+    """Zoho is read, a user edits the phone there, then crmsync writes Fxiaoke's older phone edit into
+    Zoho: no API offers a conditional write, so the target is read again right before the write."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    (eid,) = erp.records("BD_Customer")
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    real_fetch = zoho.fetch
+
+    async def fetch_then_user_edits(object, ids, fields=()):
+        records = await real_fetch(object, ids, fields)
+        zoho.fetch = real_fetch
+        zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})  # after our read, before our write
+        return records
+
+    zoho.fetch = fetch_then_user_edits
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-zoho"
+    await engine.run_all()
+    await engine.run_all()
+    # latest_wins: the Zoho edit is the later one
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-zoho"}
+
+
+async def test_an_older_edit_merged_after_a_newer_one_does_not_win(engine, systems):
+    """Fxiaoke's phone edit is older than the ERP's, but is merged after it, while our write of the ERP's
+    value into Fxiaoke is still on its way: its change starts from an older value than the base, so it is
+    weighed against the change that set the base (latest_wins), not taken as the only change."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (eid,) = erp.records("BD_Customer")
+    (zid,) = zoho.records("Accounts")
+    (before,) = await fx.fetch("AccountObj", [rid])
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})  # the older edit
+    erp.user_update("BD_Customer", eid, {"FTel": "0755-erp"})  # the newer one
+    real_fetch, real_push = fx.fetch, fx.push
+
+    async def fetch_before_the_edit(object, ids, fields=()):
+        return [before]  # this run read Fxiaoke just before its user's edit
+
+    async def fx_down(object, ops):
+        raise ConnectorError("fx: 503 service unavailable")
+
+    fx.fetch, fx.push = fetch_before_the_edit, fx_down
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])
+    fx.fetch, fx.push = real_fetch, real_push
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-erp"
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.run_all()
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-erp"}
+
+
+async def test_the_record_our_create_in_doubt_made_keeps_its_users_edit(engine, systems):
+    """Our Zoho create got a 500 but landed; a user edited that record before crmsync linked it by
+    matching. What we sent is what it held: only the user's edit is a change, and it syncs (instead of
+    a first-sight disagreement held for review under the manual policy)."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems, industry="制造")
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    CLOCK.tick()
+    zoho.user_update("Accounts", zid, {"Industry": "软件"})
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
+    assert fx.records("AccountObj")[rid]["industry"] == "软件"
+    with engine.rt.store.read() as session:
+        assert list(session.scalars(select(Review))) == []
+
+
+async def test_a_create_that_landed_and_was_deleted_before_we_read_it_is_not_made_again(engine, systems):
+    """Our Zoho create got a 500 but landed; a user deleted that record before crmsync ever read it.
+    Recovery finds it among the deleted (Zoho's deleted list keeps its name): the company was deleted
+    in Zoho, so it goes everywhere, instead of being created in Zoho once more."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    zoho.tombstone_fields = ("Account_Name",)
+    _company(systems)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    _age_sends(engine)
+    await engine.run_all()
+    await engine.run_all()
+    assert zoho.records("Accounts") == {}
+    assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
+
+
+async def test_an_update_for_a_record_deleted_there_meanwhile_brings_the_delete_instead(engine, systems):
+    """A user deleted the company in Zoho after our read and before our update: the update would fail
+    (a dead letter); the re-read before writing sees the delete, and the delete propagates."""
+    from sync_engine.state.models import DeadLetter
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"tel": "0755-2"})
+    real_fetch = zoho.fetch
+
+    async def fetch_then_user_deletes(object, ids, fields=()):
+        records = await real_fetch(object, ids, fields)
+        zoho.fetch = real_fetch
+        zoho.user_delete("Accounts", zid)
+        return records
+
+    zoho.fetch = fetch_then_user_deletes
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.run_all()
+    assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
+    with engine.rt.store.read() as session:
+        assert list(session.scalars(select(DeadLetter))) == []
+
+
+async def test_an_update_decided_before_a_newer_merge_is_not_sent(engine, systems):
+    """The update was decided, then (before it went out) another run merged the target's own edit of
+    that field into a review: the target's snapshot already shows the edit, so the re-read sees nothing
+    new, yet the update would overwrite the edit a person is now deciding about."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems, industry="制造")
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"industry": "软件"})
+    real_fetch = zoho.fetch
+    state = {"calls": 0}
+
+    async def fetch_then_another_run_merges(object, ids, fields=()):
+        state["calls"] += 1
+        if state["calls"] == 2:  # the re-read right before the write
+            zoho.fetch = real_fetch
+            zoho.user_update("Accounts", zid, {"Industry": "教育"})
+            await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid])])  # another worker's run
+        return await real_fetch(object, ids, fields)
+
+    zoho.fetch = fetch_then_another_run_merges
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Industry"] == "教育"
+    with engine.rt.store.read() as session:
+        assert [r.kind for r in session.scalars(select(Review))] == ["conflict"]
+
+
+async def test_a_copy_matched_to_a_record_deleted_meanwhile_is_deleted_too(engine, systems):
+    """Our Zoho create was in doubt when the company was deleted in Fxiaoke; the Zoho copy, read later,
+    matches the deleted record: the delete must reach it, not leave it behind alone in Zoho."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_delete("AccountObj", rid)
+    real_pull = zoho.pull
+
+    def zoho_unreadable(request):
+        raise ConnectorError("zoho: 503 service unavailable")
+
+    zoho.pull = zoho_unreadable
+    await engine.run_all()  # the delete is read and reaches the ERP; the Zoho copy is not known yet
+    zoho.pull = real_pull
+    assert erp.records("BD_Customer") == {}
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
+    assert zoho.records("Accounts") == {}
+
+
+async def test_a_slow_send_of_a_live_worker_is_not_taken_for_lost(engine, systems):
+    """On a loaded machine a send can outlast recovery's wait. While the worker running it still holds
+    its job, the create is not looked for (not landed yet, it was not found and sent again: a twin)."""
+    from sync_engine.state.models import Job, Run
+    from sync_engine.state.models.enums import JobStatus, RunKind, RunStatus
+
+    zoho = systems["zoho"]
+    _company(systems)
+    await engine.run_all()
+    with engine.rt.store.write() as session:
+        cid = session.scalar(select(Link.canonical_id).where(Link.system == "fx"))
+        session.execute(Link.__table__.delete().where(Link.system == "zoho"))
+        job = Job(kind="webhook", payload={}, status=JobStatus.RUNNING, lease_expires_at=utc_now() + timedelta(minutes=5))
+        session.add(job)
+        session.flush()
+        run = Run(flow="accounts", kind=RunKind.WEBHOOK, status=RunStatus.RUNNING, stats={}, job_id=job.id)
+        session.add(run)
+        session.flush()
+        row = rec.queue_write(session, entity="account", canonical_id=cid, system="zoho", object="Accounts",
+                              action="create", external_id=None, values={"name": "深圳市恒通科技有限公司"},
+                              flow="accounts", origin="event", run_id=run.id)
+        row.status, row.sent_at = "sent", utc_now() - timedelta(hours=1)
+        zoho.objects["Accounts"].clear()  # the slow send has not landed yet
+        zoho.modified.clear()
+    await engine.run_all()
+    assert zoho.records("Accounts") == {}
+    with engine.rt.store.read() as session:
+        assert session.scalar(select(OutboxWrite.status).where(OutboxWrite.system == "zoho",
+                                                               OutboxWrite.status == "sent")) == "sent"
