@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import TextClause, bindparam, delete, insert, select, text
 from sqlalchemy.ext.compiler import compiles
@@ -27,7 +27,7 @@ from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
 
 
-class unindexed(ColumnElement):  # noqa: N801 - reads as a function in a where clause
+class unindexed(ColumnElement):  # lower case: it reads as a function in a where clause
     """A column whose own index must not drive the query (SQLite: ``+column``, a no-op operator).
 
     Without statistics (no ANALYZE: a state database is never analysed) SQLite guesses that
@@ -37,7 +37,7 @@ class unindexed(ColumnElement):  # noqa: N801 - reads as a function in a where c
     cost more than the one before. PostgreSQL keeps statistics and needs no hint."""
 
     inherit_cache = True
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, column: Any) -> None:
         self.column = column
