@@ -20,7 +20,7 @@ OPTIONAL_COUNTERS = frozenset({"triggered", "written_back"})
 
 @dataclass(slots=True)
 class PlannedWrite:
-    """A write a dry run would have made (also kept for real runs' summaries)."""
+    """A write a dry run would have made (kept by dry runs only: they print them)."""
 
     flow: str
     system: str

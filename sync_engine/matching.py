@@ -18,6 +18,7 @@ link too, while a near match below it (80 % alike or more) still goes to review.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,7 +50,15 @@ class KeySpec:
         raw = values.get(self.field)
         if raw in (None, ""):
             return None
-        return NORMALIZERS[self.normalizer](str(raw))
+        return _normalized(self.normalizer, str(raw))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(normalizer: str, raw: str) -> str | None:
+    # A batch computes each new record's keys twice (to match it, then to index its merged
+    # values); the normalisers (Unicode folding, regular expressions) are pure. Bounded: a batch
+    # holds a few hundred records.
+    return NORMALIZERS[normalizer](raw)
 
 
 def default_keys(entity: str) -> list[KeySpec]:

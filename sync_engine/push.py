@@ -393,10 +393,13 @@ def _apply(
     report.count(row.system, counter)
     rt.metrics.records.labels(row.flow or "", row.system, row.action).inc()
     changes = {f: (before.get(f), v) for f, v in row.values.items()}
-    report.planned.append(
-        PlannedWrite(flow=row.flow or "", system=row.system, action=row.action, canonical_id=row.canonical_id,
-                     external_id=row.external_id, changes=changes)
-    )
+    if report.dry_run:
+        # Only a dry run prints them; kept for every write, a first sync of a million records would
+        # hold a million of them until the pass ends.
+        report.planned.append(
+            PlannedWrite(flow=row.flow or "", system=row.system, action=row.action, canonical_id=row.canonical_id,
+                         external_id=row.external_id, changes=changes)
+        )
     rec.audit(
         session, "write", entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
         external_id=row.external_id, origin=row.origin, run_id=run_id,

@@ -128,7 +128,7 @@ class BatchCache:
         for row in self.session.scalars(
             select(OutboxWrite).where(
                 OutboxWrite.entity == entity, OutboxWrite.canonical_id.in_(cids),
-                OutboxWrite.status.in_(("pending", "sent", "deferred")),
+                rec.unindexed(OutboxWrite.status).in_(("pending", "sent", "deferred")),
             )
         ):
             self.outbox[(row.canonical_id, row.system, row.action)].append(row)
@@ -141,7 +141,7 @@ class BatchCache:
         for cid, system, values, done_at in self.session.execute(
             select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.done_at).where(
                 OutboxWrite.entity == self.entity, OutboxWrite.canonical_id.in_(list(groups)),
-                OutboxWrite.status == "done", OutboxWrite.done_at >= min(started),
+                rec.unindexed(OutboxWrite.status) == "done", OutboxWrite.done_at >= min(started),
             )
         ):
             self.late_writes[(cid, system)].append((done_at, list(values or {})))
@@ -240,7 +240,7 @@ def reconcile_batch(
                     for row in session.scalars(select(OutboxWrite).where(
                         OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
                         OutboxWrite.system == change.system,
-                        OutboxWrite.action == "create", OutboxWrite.status.in_(("pending", "deferred", "sent")),
+                        OutboxWrite.action == "create", rec.unindexed(OutboxWrite.status).in_(("pending", "deferred", "sent")),
                     )):
                         if row.status == "sent":
                             # Our create in doubt: this is most likely the record it made. What we sent is
@@ -581,7 +581,7 @@ def _apply_delete(
     # A create decided before the delete and not sent yet would bring the record back in that system.
     for row in session.scalars(select(OutboxWrite).where(
         OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid, OutboxWrite.action == "create",
-        OutboxWrite.status.in_(("pending", "deferred")),
+        rec.unindexed(OutboxWrite.status).in_(("pending", "deferred")),
     )):
         row.status = "superseded"
     for target in write_targets(rt, flow_name):

@@ -9,10 +9,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import TextClause, bindparam, delete, insert, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from mapping.canonical import canonical_field_equal
 
@@ -22,6 +25,33 @@ from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
 from .state.types import utc_now
+
+
+class unindexed(ColumnElement):  # lower case: it reads as a function in a where clause
+    """A column whose own index must not drive the query (SQLite: ``+column``, a no-op operator).
+
+    Without statistics (no ANALYZE: a state database is never analysed) SQLite guesses that
+    an equality on an index's first column finds about ten rows. For ``outbox.status = 'done'``
+    that is every write ever made: a query for a batch's records (``canonical_id IN (…)``)
+    would walk all of them instead of the record index, and every batch of a first sync would
+    cost more than the one before. PostgreSQL keeps statistics and needs no hint."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
 
 
 def new_canonical_id() -> str:
@@ -223,6 +253,17 @@ def _similar_names_sql() -> TextClause:
     return text(" UNION ALL ".join(branch.format(i=i, limit=FUZZY_CANDIDATES) for i in range(SIMILAR_PER_QUERY)))
 
 
+@functools.cache
+def _keys_of_records_sql(dialect: str) -> TextClause:
+    """The match keys of some records. On SQLite through the record index by name: without
+    statistics it prefers the primary key (entity first, covering) and reads every key of the
+    entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
+    table = "match_keys INDEXED BY ix_match_keys_record" if dialect == "sqlite" else "match_keys"
+    return text(
+        f"SELECT canonical_id, field, value FROM {table} WHERE entity = :entity AND canonical_id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
+
+
 class MatchIndex:
     """First-sync matching for a whole batch: what its unlinked records could match is read
     up front in a few queries (not three per record), and the records the batch creates are
@@ -282,8 +323,7 @@ class MatchIndex:
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
             for cid, field, value in self.session.execute(
-                select(MatchKey.canonical_id, MatchKey.field, MatchKey.value)
-                .where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part))
+                _keys_of_records_sql(self.session.get_bind().dialect.name), {"entity": entity, "ids": part}
             ):
                 self.keys[cid][field] = value
             for cid, system in self.session.execute(
