@@ -312,3 +312,41 @@ async def test_a_slow_send_of_a_live_worker_is_not_taken_for_lost(engine, system
     with engine.rt.store.read() as session:
         assert session.scalar(select(OutboxWrite.status).where(OutboxWrite.system == "zoho",
                                                                OutboxWrite.status == "sent")) == "sent"
+
+
+async def test_an_update_is_not_replayed_over_an_edit_made_while_its_call_failed(engine, systems):
+    """The update was checked against Zoho right before the call, but the call failed (a 503) and the
+    connector replayed it after a backoff: a user's edit made in that backoff was overwritten (seen in
+    Fxiaoke, seed 3). An update is tried once; failed, it is read again before it is sent again."""
+    from connectors.http import RetryPolicy, with_retries
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    (eid,) = erp.records("BD_Customer")
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    real_push = zoho.push
+
+    async def push_with_retries(object, ops):
+        failed = []
+
+        async def attempt():
+            if any(op.action == "update" for op in ops) and not failed:
+                failed.append(True)
+                zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})  # while our call fails
+                raise TransientError("zoho: HTTP 503", code="503")
+            return await real_push(object, ops)
+
+        # as the real connectors do: transient failures are retried after a backoff
+        return await with_retries(attempt, RetryPolicy(base_seconds=0.001, cap_seconds=0.001))
+
+    zoho.push = push_with_retries
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-zoho"
+    zoho.push = real_push
+    await engine.run_all()
+    await engine.run_all()
+    # latest_wins: the Zoho edit is the later one
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-zoho"}
