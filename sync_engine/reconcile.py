@@ -380,15 +380,18 @@ def _reconcile_record(
     frozen = cache.frozen[cid]
     merge_snapshots = {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()}
     base_values = record.values
-    stale = {
-        f for c, v in observations if c.system in snapshots for f in v
-        if f in base_values and f in snapshots[c.system].values
-        and not equal(f, v[f], snapshots[c.system].values[f])
-        and not equal(f, snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
-    }
     for c, _ in observations:
         if c.system not in merge_snapshots and (cid, c.system) in cache.sent:
             merge_snapshots[c.system] = MergeSnapshot(cache.sent[(cid, c.system)], None)
+    # What we sent in a create in doubt counts here too: a user edited our copy before we linked it,
+    # from the value we sent, while another system's later edit set the base. Merged as the only change,
+    # the copy's older edit would undo the newer one, without a conflict (policy, review) at all.
+    stale = {
+        f for c, v in observations if c.system in merge_snapshots for f in v
+        if f in base_values and f in merge_snapshots[c.system].values
+        and not equal(f, v[f], merge_snapshots[c.system].values[f])
+        and not equal(f, merge_snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
+    }
     result = merge(
         record.values,
         merge_snapshots,

@@ -350,3 +350,23 @@ async def test_an_update_is_not_replayed_over_an_edit_made_while_its_call_failed
     # latest_wins: the Zoho edit is the later one
     assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
             erp.records("BD_Customer")[eid]["FTel"]} == {"0755-zoho"}
+
+
+async def test_an_edit_of_our_copy_in_doubt_does_not_silently_undo_a_later_edit(engine, systems):
+    """Our Zoho create landed in doubt; a user edited that copy, then another user made a later edit of
+    the same field in Fxiaoke, synced first. Matched at last, the copy's edit (from what we sent) was
+    merged as the only change and undid the later one without a conflict (chaos, seed 5): under the
+    manual policy it goes to a person."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems, industry="制造")
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    zoho.user_update("Accounts", zid, {"Industry": "软件"})  # our copy, not linked yet
+    fx.user_update("AccountObj", rid, {"industry": "电子"})  # later, and read first
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
+    assert fx.records("AccountObj")[rid]["industry"] == "电子"
+    with engine.rt.store.read() as session:
+        reviews = list(session.scalars(select(Review)))
+    assert [(r.details or {}).get("field") for r in reviews] == ["industry"]
