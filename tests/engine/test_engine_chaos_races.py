@@ -370,3 +370,39 @@ async def test_an_edit_of_our_copy_in_doubt_does_not_silently_undo_a_later_edit(
     with engine.rt.store.read() as session:
         reviews = list(session.scalars(select(Review)))
     assert [(r.details or {}).get("field") for r in reviews] == ["industry"]
+
+
+async def test_our_update_read_back_before_its_outcome_is_not_an_edit_of_that_system(engine, systems):
+    """Our update to the ERP landed late (after a newer Fxiaoke edit) and its answer was lost. The ERP,
+    read before the outcome was recorded, showed the value we had sent, newer by its modified time:
+    taken for the ERP's own edit it undid the Fxiaoke edit everywhere (chaos, seed 5). It is our echo."""
+    from connectors.errors import RateLimited
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    (eid,) = erp.records("BD_Customer")
+    real_push = erp.push
+
+    async def lands_late_then_fails(object, ops):
+        await real_push(object, ops)
+        erp.modified[(object, eid)] += timedelta(minutes=5)  # it landed late: after the Fxiaoke edit below
+        raise TransientError("erp: timed out", code="timeout")
+
+    async def refused(object, ops):
+        raise RateLimited("erp: call limit reached", code="14")
+
+    erp.push = lands_late_then_fails
+    zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid])])
+    assert erp.records("BD_Customer")[eid]["FTel"] == "0755-zoho"  # landed, answer lost
+    erp.push = refused
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})  # the last edit
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])  # reads our late write back
+    erp.push = real_push
+    await engine.run_all()
+    await engine.run_all()
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-fx"}
