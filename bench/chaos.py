@@ -783,7 +783,11 @@ def run(args) -> dict:
             writes, errors, _ = sync_pass(config, full=full)
             echo_writes.update(writes)
             echo_errors.extend(errors)
-        result = check(driver, dump_all(emulators), state_url)
+        dumps = dump_all(emulators)
+        if args.keep:
+            # What each system holds at the end, to trace a lost item back through `crmsync history`.
+            (workdir / "dumps.json").write_text(json.dumps(dumps, ensure_ascii=False, default=str), encoding="utf-8")
+        result = check(driver, dumps, state_url)
         result.update({
             "seed": args.seed, "ops": args.ops, "kills": serve.kills, "fault_rate": args.fault_rate,
             "workers": args.workers, "driver": dict(driver.stats), "webhooks": dict(hooks.stats),

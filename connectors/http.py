@@ -8,11 +8,13 @@ policy that honours ``Retry-After`` and caps the total wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -53,11 +55,33 @@ def _is_retryable(exc: BaseException) -> bool:
     )
 
 
-async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+#: Set by :func:`single_attempt`: calls made meanwhile are not replayed after a transient failure.
+_SINGLE_ATTEMPT: ContextVar[bool] = ContextVar("crmsync_single_attempt", default=False)
+
+
+@contextlib.contextmanager
+def single_attempt() -> Iterator[None]:
+    """Calls made inside are tried once: a transient failure goes back to the caller at once.
+
+    For writes that are only right at the moment they were checked (an update sent right after
+    reading the target again): a retry seconds later, after a backoff, could overwrite what a user
+    wrote meanwhile. The caller decides again (reads again) before it sends once more."""
+    token = _SINGLE_ATTEMPT.set(True)
+    try:
+        yield
+    finally:
+        _SINGLE_ATTEMPT.reset(token)
+
+
+async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, always: bool = False) -> T:
     """Run ``fn`` until it succeeds, raises a non-transient error, or the policy gives up.
 
-    The last :class:`TransientError` is re-raised as is, so callers see a typed failure.
+    The last :class:`TransientError` is re-raised as is, so callers see a typed failure. Inside
+    :func:`single_attempt` ``fn`` runs once, unless ``always`` (a token or login request: it writes
+    no data, replaying it overwrites nothing).
     """
+    if _SINGLE_ATTEMPT.get() and not always:
+        return await fn()
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
         wait=policy.wait,

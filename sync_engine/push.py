@@ -11,6 +11,7 @@ message; the rest of the batch carries on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -20,6 +21,7 @@ from sqlalchemy import select, update
 
 from connectors.base import PullRequest, WriteOp, WriteResult
 from connectors.errors import ConnectorError, QuotaExhausted, RateLimited, TransientError
+from connectors.http import single_attempt
 from mapping.canonical import canonical_hash
 from mapping.compiler import CANONICAL_ID_FIELD
 from mapping.errors import MappingError
@@ -158,10 +160,19 @@ async def _push_chunk(
                 for row_id, op in planned
             ]
         else:
-            try:
-                results = await rt.connector(system).push(object, ops)
-            except ConnectorError as exc:
-                _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned], exc)
+            results = []
+            for start, end, updates in _runs_of_updates(ops):
+                try:
+                    # An update was checked against the target just now (_without_overwrites): replayed
+                    # after a backoff it could overwrite a user's edit made meanwhile. It fails back to
+                    # the outbox instead, and is read again before it is sent again.
+                    with single_attempt() if updates else contextlib.nullcontext():
+                        results.extend(await rt.connector(system).push(object, ops[start:end]))
+                except ConnectorError as exc:
+                    _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned[start:]], exc)
+                    planned = planned[:start]
+                    break
+            if not planned:
                 return
         # No await inside: this transaction never interleaves with another system's.
         with uow.tx() as session, session.no_autoflush, rec.batched_inserts(session):
@@ -173,6 +184,18 @@ async def _push_chunk(
     # Each target system works through its own limits; they do not wait for one another.
     await asyncio.gather(*(send(system, planned) for system, planned in plans.items()))
     return rows[-1].id if rows else 0
+
+
+def _runs_of_updates(ops: list[WriteOp]) -> list[tuple[int, int, bool]]:
+    """Consecutive runs of updates and of other writes, in order: (start, end, are updates)."""
+    runs: list[tuple[int, int, bool]] = []
+    for i, op in enumerate(ops):
+        updates = op.action == "update"
+        if runs and runs[-1][2] == updates:
+            runs[-1] = (runs[-1][0], i + 1, updates)
+        else:
+            runs.append((i, i + 1, updates))
+    return runs
 
 
 async def _without_overwrites(

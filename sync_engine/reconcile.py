@@ -380,15 +380,32 @@ def _reconcile_record(
     frozen = cache.frozen[cid]
     merge_snapshots = {s: MergeSnapshot(snap.values, snap.source_modified_at) for s, snap in snapshots.items()}
     base_values = record.values
-    stale = {
-        f for c, v in observations if c.system in snapshots for f in v
-        if f in base_values and f in snapshots[c.system].values
-        and not equal(f, v[f], snapshots[c.system].values[f])
-        and not equal(f, snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
-    }
     for c, _ in observations:
         if c.system not in merge_snapshots and (cid, c.system) in cache.sent:
             merge_snapshots[c.system] = MergeSnapshot(cache.sent[(cid, c.system)], None)
+    for c, v in observations:
+        # Our update to that system may have landed before its outcome was recorded (in flight, in doubt,
+        # or answered by an error after it landed): read back, its values are our echo, not that system's
+        # edit. Taken for an edit, an older value we were still delivering won over a newer one (seen with
+        # source_of_truth: the ERP "changed" the address to the value we had just sent it).
+        snap = merge_snapshots.get(c.system)
+        if snap is None:
+            continue
+        landing = [row.values or {} for row in cache.outbox.get((cid, c.system, "update"), [])
+                   if row.status == "sent" or (row.status == "pending" and row.attempts)]
+        echoed = {f: v[f] for sent in landing for f, w in sent.items() if f in v and equal(f, v[f], w)
+                  and not equal(f, v[f], snap.values.get(f))}
+        if echoed:
+            merge_snapshots[c.system] = MergeSnapshot({**snap.values, **echoed}, snap.modified_at)
+    # What we sent in a create in doubt counts here too: a user edited our copy before we linked it,
+    # from the value we sent, while another system's later edit set the base. Merged as the only change,
+    # the copy's older edit would undo the newer one, without a conflict (policy, review) at all.
+    stale = {
+        f for c, v in observations if c.system in merge_snapshots for f in v
+        if f in base_values and f in merge_snapshots[c.system].values
+        and not equal(f, v[f], merge_snapshots[c.system].values[f])
+        and not equal(f, merge_snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
+    }
     result = merge(
         record.values,
         merge_snapshots,

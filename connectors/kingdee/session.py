@@ -92,7 +92,7 @@ class Session:
     async def _login(self) -> None:
         stub, body = login_request(self._settings)
         try:
-            response = await with_retries(lambda: self._post(stub, body), self._policy)
+            response = await with_retries(lambda: self._post(stub, body), self._policy, always=True)  # a login: no data
         except ConnectorError as exc:
             self.last_error = exc.message
             raise

@@ -74,7 +74,7 @@ class TokenManager:
             if self._token is not None and self._token != stale and self._fresh():
                 return self._token
             try:
-                payload = await with_retries(self._request, self.policy)
+                payload = await with_retries(self._request, self.policy, always=True)  # a token: no data written
             except AuthError as exc:
                 self.last_error = exc.message
                 raise

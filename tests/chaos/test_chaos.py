@@ -58,11 +58,5 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
     assert chaos["serve_log_tracebacks"] == 0, chaos["summary"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, open (fewer since the chaos branch's fixes; 0 in some runs, a few under heavy load): (1) an update's "
-    "re-read before writing and the write's landing are seconds apart when the connector retries the write "
-    "(20 % faults), and a user's edit of the same field in that window is overwritten (the APIs have no "
-    "conditional write); (2) now and then a record deleted in a CRM survives elsewhere (a create whose answer "
-    "was lost, racing the delete). Details: the chaos branch's report"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]

@@ -312,3 +312,97 @@ async def test_a_slow_send_of_a_live_worker_is_not_taken_for_lost(engine, system
     with engine.rt.store.read() as session:
         assert session.scalar(select(OutboxWrite.status).where(OutboxWrite.system == "zoho",
                                                                OutboxWrite.status == "sent")) == "sent"
+
+
+async def test_an_update_is_not_replayed_over_an_edit_made_while_its_call_failed(engine, systems):
+    """The update was checked against Zoho right before the call, but the call failed (a 503) and the
+    connector replayed it after a backoff: a user's edit made in that backoff was overwritten (seen in
+    Fxiaoke, seed 3). An update is tried once; failed, it is read again before it is sent again."""
+    from connectors.http import RetryPolicy, with_retries
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    (eid,) = erp.records("BD_Customer")
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    real_push = zoho.push
+
+    async def push_with_retries(object, ops):
+        failed = []
+
+        async def attempt():
+            if any(op.action == "update" for op in ops) and not failed:
+                failed.append(True)
+                zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})  # while our call fails
+                raise TransientError("zoho: HTTP 503", code="503")
+            return await real_push(object, ops)
+
+        # as the real connectors do: transient failures are retried after a backoff
+        return await with_retries(attempt, RetryPolicy(base_seconds=0.001, cap_seconds=0.001))
+
+    zoho.push = push_with_retries
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-zoho"
+    zoho.push = real_push
+    await engine.run_all()
+    await engine.run_all()
+    # latest_wins: the Zoho edit is the later one
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-zoho"}
+
+
+async def test_an_edit_of_our_copy_in_doubt_does_not_silently_undo_a_later_edit(engine, systems):
+    """Our Zoho create landed in doubt; a user edited that copy, then another user made a later edit of
+    the same field in Fxiaoke, synced first. Matched at last, the copy's edit (from what we sent) was
+    merged as the only change and undid the later one without a conflict (chaos, seed 5): under the
+    manual policy it goes to a person."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems, industry="制造")
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    zoho.user_update("Accounts", zid, {"Industry": "软件"})  # our copy, not linked yet
+    fx.user_update("AccountObj", rid, {"industry": "电子"})  # later, and read first
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "create")])
+    assert fx.records("AccountObj")[rid]["industry"] == "电子"
+    with engine.rt.store.read() as session:
+        reviews = list(session.scalars(select(Review)))
+    assert [(r.details or {}).get("field") for r in reviews] == ["industry"]
+
+
+async def test_our_update_read_back_before_its_outcome_is_not_an_edit_of_that_system(engine, systems):
+    """Our update to the ERP landed late (after a newer Fxiaoke edit) and its answer was lost. The ERP,
+    read before the outcome was recorded, showed the value we had sent, newer by its modified time:
+    taken for the ERP's own edit it undid the Fxiaoke edit everywhere (chaos, seed 5). It is our echo."""
+    from connectors.errors import RateLimited
+
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    (eid,) = erp.records("BD_Customer")
+    real_push = erp.push
+
+    async def lands_late_then_fails(object, ops):
+        await real_push(object, ops)
+        erp.modified[(object, eid)] += timedelta(minutes=5)  # it landed late: after the Fxiaoke edit below
+        raise TransientError("erp: timed out", code="timeout")
+
+    async def refused(object, ops):
+        raise RateLimited("erp: call limit reached", code="14")
+
+    erp.push = lands_late_then_fails
+    zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid])])
+    assert erp.records("BD_Customer")[eid]["FTel"] == "0755-zoho"  # landed, answer lost
+    erp.push = refused
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})  # the last edit
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    await engine.sync_hints("erp", [ChangeHint("BD_Customer", [eid])])  # reads our late write back
+    erp.push = real_push
+    await engine.run_all()
+    await engine.run_all()
+    assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+            erp.records("BD_Customer")[eid]["FTel"]} == {"0755-fx"}
