@@ -63,6 +63,6 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
     "right before it is sent (no API offers a conditional write), and a user's edit of the same field "
     "landing between that re-read and our write is overwritten; connector retries no longer widen the "
     "window (an update is sent once), but under load the client-side rate limits, concurrency slots and "
-    "slow answers still make it up to seconds wide. Details: the chaos2 branch's report"))
+    "slow answers still make it up to seconds wide. Reproduce: python bench/chaos.py --ops 500 --kills 5 --seed 7 --keep"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]
