@@ -224,14 +224,13 @@ async def _without_overwrites(
     edited: dict[int, Any] = {}
     with uow.tx() as session:
         resolver = LinkResolver(session)
+        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
         snapshots = {
             snap.canonical_id: snap
             for snap in session.scalars(select(Snapshot).where(
-                Snapshot.entity == entity, Snapshot.system == system,
-                Snapshot.canonical_id.in_(list({rows[row_id].canonical_id for row_id, _ in updates})),
+                Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids),
             ))
         }
-        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
         canonical = dict(session.execute(
             select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(cids))
         ).all())
