@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.emulation.crmsync_process import CrmsyncProcess
 from connectors.emulation.server import free_port  # noqa: E402
+from connectors.emulation.systems import emulator_systems_yaml  # noqa: E402
 from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
 from connectors.fxiaoke.push_apl import build_push  # noqa: E402
-from connectors.zoho.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN  # noqa: E402
 
 CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 SECRET = "bench-apl-secret-0123456789abcdef"
@@ -70,27 +70,12 @@ def throwaway_database(server_url: str) -> tuple[str, callable]:
 
 
 def config_text(zoho: str, fx: str, port: int, state: str) -> str:
-    fx_config = EmulatorConfig()
-    return textwrap.dedent(f"""
+    systems = emulator_systems_yaml(zoho=zoho, fxiaoke=fx, names={"fxiaoke": "fx"}, settings={"fx": {
+        "rate_limit_calls": 100000, "rate_limit_burst": 1000,
+        "notifications": {"style": "apl_function", "apl_secret": SECRET}}})
+    return systems + textwrap.dedent(f"""
         state: {{url: "{state}"}}
         server: {{host: 127.0.0.1, port: {port}, max_body_bytes: 65536}}
-        systems:
-          zoho:
-            type: zoho
-            accounts_url: {zoho}
-            api_domain: {zoho}
-            client_id: "{DEFAULT_CLIENT_ID}"
-            client_secret: {DEFAULT_CLIENT_SECRET}
-            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-          fx:
-            type: fxiaoke
-            host: {fx}
-            app_id: {fx_config.app_id}
-            app_secret: {fx_config.app_secret}
-            permanent_code: {fx_config.permanent_code}
-            rate_limit_calls: 100000
-            rate_limit_burst: 1000
-            notifications: {{style: apl_function, apl_secret: {SECRET}}}
         entities:
           account:
             model: Account

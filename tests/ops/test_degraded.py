@@ -18,47 +18,19 @@ from sqlalchemy.engine import make_url
 
 from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
-from connectors.fxiaoke.emulator import EmulatorConfig
+from connectors.emulation.systems import emulator_systems_yaml
 from connectors.fxiaoke.emulator import create_app as fxiaoke_app
-from connectors.kingdee.emulator import DEFAULT_CREDENTIALS
 from connectors.kingdee.emulator import create_app as kingdee_app
-from connectors.zoho.emulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
-)
 from connectors.zoho.emulator import create_app as zoho_app
 
 TOKEN = "degraded-ops-token"
 
 
 def config_text(urls: dict[str, str], port: int, state: str) -> str:
-    fx = EmulatorConfig()
-    return textwrap.dedent(f"""
+    return emulator_systems_yaml(zoho=urls["zoho"], fxiaoke=urls["fx"], kingdee=urls["erp"]) + textwrap.dedent(f"""
         state: {{url: "{state}"}}
         server: {{host: 127.0.0.1, port: {port}, ops_token: {TOKEN}}}
         sync: {{lease: 3s}}
-        systems:
-          zoho:
-            type: zoho
-            accounts_url: {urls['zoho']}
-            api_domain: {urls['zoho']}
-            client_id: "{DEFAULT_CLIENT_ID}"
-            client_secret: {DEFAULT_CLIENT_SECRET}
-            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-          fxiaoke:
-            type: fxiaoke
-            host: {urls['fx']}
-            app_id: {fx.app_id}
-            app_secret: {fx.app_secret}
-            permanent_code: {fx.permanent_code}
-          erp:
-            type: kingdee
-            server_url: {urls['erp']}
-            acct_id: "{DEFAULT_CREDENTIALS.acct_id}"
-            username: {DEFAULT_CREDENTIALS.username}
-            auth: password
-            password: {DEFAULT_CREDENTIALS.password}
         entities:
           account:
             model: Account

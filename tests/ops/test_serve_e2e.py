@@ -12,39 +12,18 @@ import pytest
 
 from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
-from connectors.fxiaoke.emulator import EmulatorConfig, create_app as fxiaoke_app
-from connectors.kingdee.emulator import DEFAULT_CREDENTIALS, create_app as kingdee_app
-from connectors.zoho.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, create_app as zoho_app
+from connectors.emulation.systems import emulator_systems_yaml
+from connectors.fxiaoke.emulator import create_app as fxiaoke_app
+from connectors.kingdee.emulator import create_app as kingdee_app
+from connectors.zoho.emulator import create_app as zoho_app
 
 
 
 def config_text(zoho: str, fx: str, erp: str, port: int, state: str) -> str:
-    fx_config = EmulatorConfig()
-    return textwrap.dedent(f"""
+    return emulator_systems_yaml(zoho=zoho, fxiaoke=fx, kingdee=erp) + textwrap.dedent(f"""
         state: {{url: "{state}"}}
         server: {{host: 127.0.0.1, port: {port}, public_url: "http://127.0.0.1:{port}", ops_token: e2e-ops-token}}
         sync: {{lease: 5s}}
-        systems:
-          zoho:
-            type: zoho
-            accounts_url: {zoho}
-            api_domain: {zoho}
-            client_id: "{DEFAULT_CLIENT_ID}"
-            client_secret: {DEFAULT_CLIENT_SECRET}
-            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-          fxiaoke:
-            type: fxiaoke
-            host: {fx}
-            app_id: {fx_config.app_id}
-            app_secret: {fx_config.app_secret}
-            permanent_code: {fx_config.permanent_code}
-          erp:
-            type: kingdee
-            server_url: {erp}
-            acct_id: "{DEFAULT_CREDENTIALS.acct_id}"
-            username: {DEFAULT_CREDENTIALS.username}
-            auth: password
-            password: {DEFAULT_CREDENTIALS.password}
         entities:
           account:
             model: Account

@@ -21,43 +21,24 @@ from sqlalchemy import create_engine, text
 
 from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.server import free_port, serve_in_thread
-from connectors.fxiaoke.emulator import EmulatorConfig
+from connectors.emulation.systems import emulator_systems_yaml
 from connectors.fxiaoke.emulator import create_app as fxiaoke_app
 from connectors.fxiaoke.push_apl import build_push
-from connectors.zoho.emulator import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
-)
 from connectors.zoho.emulator import create_app as zoho_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
 SECRET = "processes-apl-secret-0123456789"
-FX = EmulatorConfig()
 SLOT = 2  # seconds between scheduled passes
 
 
 def config_text(zoho: str, fx: str, state: str, *, schedule: bool) -> str:
-    return textwrap.dedent(f"""
+    systems = emulator_systems_yaml(zoho=zoho, fxiaoke=fx, names={"fxiaoke": "fx"}, settings={
+        "fx": {"notifications": {"style": "apl_function", "apl_secret": SECRET}}})
+    return systems + textwrap.dedent(f"""
         state: {{url: "{state}"}}
         server: {{host: 127.0.0.1, port: {free_port()}}}
         sync: {{lease: 2s, max_attempts: 3}}
-        systems:
-          zoho:
-            type: zoho
-            accounts_url: {zoho}
-            api_domain: {zoho}
-            client_id: "{DEFAULT_CLIENT_ID}"
-            client_secret: {DEFAULT_CLIENT_SECRET}
-            refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-          fx:
-            type: fxiaoke
-            host: {fx}
-            app_id: {FX.app_id}
-            app_secret: {FX.app_secret}
-            permanent_code: {FX.permanent_code}
-            notifications: {{style: apl_function, apl_secret: {SECRET}}}
         entities:
           account:
             model: Account
