@@ -14,6 +14,15 @@ only when no strong key contradicts it. The outcome is never a guess:
 normalised names, 0–1) at or above which a name-only match links: by default only equal
 names link; with ``min_score: 0.8`` 华为技术有限公司 and 华为技术服务有限公司 (80 % alike)
 link too, while a near match below it (80 % alike or more) still goes to review.
+
+Candidates are found by equal keys and by the first two characters of the name key, which
+cannot bring 深圳市华为技术有限公司 and 华为技术有限公司 together when the name key keeps the
+region (``normalize: company_name``), nor Shenzhen Huawei Technologies Co., Ltd. and Huawei
+Technologies Ltd. So each company-name key also has a *core* key (``name#core``): the name
+without a leading province or city (深圳市, 广东省, 北京, Shenzhen, Beijing…), legal-form suffixes
+(有限公司, 股份有限公司, Ltd, Inc, Co., GmbH…) and a trailing 集团 / Group. Equal or alike cores
+make records candidates of each other; whether they link is still decided on the name keys
+themselves (equal, or ``match.min_score``).
 """
 from __future__ import annotations
 
@@ -23,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mapping.normalize import NORMALIZERS
+from mapping.normalize import NORMALIZERS, company_name
 
 CONFIDENT = 0.9
 WEAK = 0.75
@@ -61,17 +70,66 @@ def _normalized(normalizer: str, raw: str) -> str | None:
     return NORMALIZERS[normalizer](raw)
 
 
+#: Normalisers of company names: their keys get a core key (see the module's docstring).
+COMPANY_NORMALIZERS = frozenset({"company_name", "company_name_no_region"})
+CORE = "#core"
+
+#: Leading regions of romanised names (Shenzhen Huawei Technologies …), longest first.
+_LATIN_REGIONS = tuple(sorted((
+    "beijing", "shanghai", "tianjin", "chongqing", "shenzhen", "guangzhou", "hangzhou", "nanjing", "suzhou",
+    "chengdu", "wuhan", "xian", "dongguan", "foshan", "ningbo", "xiamen", "qingdao", "dalian", "wuxi", "changsha",
+    "zhengzhou", "jinan", "hefei", "fuzhou", "shenyang", "zhuhai", "hongkong", "macau", "guangdong", "zhejiang",
+    "jiangsu", "shandong", "fujian", "hubei", "hunan", "sichuan", "henan", "hebei", "anhui", "liaoning",
+), key=len, reverse=True))
+#: What is left after the legal form when a group names itself: 美的集团, Fosun Group.
+_GROUP_SUFFIXES = ("控股集团", "集团", "控股", "group", "holdings", "holding")
+
+
+def core_key_field(field: str) -> str:
+    return field + CORE
+
+
+@functools.lru_cache(maxsize=4096)
+def core_name(name: str) -> str:
+    """The core of a company name: 深圳市华为技术(中国)有限公司 → 华为技术, Shenzhen Huawei Technologies
+    Co., Ltd. → huaweitechnologies, 美的集团股份有限公司 → 美的. Never shorter than two characters."""
+    core = company_name(name, strip_region=True) or name
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _GROUP_SUFFIXES:
+            if core.endswith(suffix) and len(core) - len(suffix) >= 2:
+                core, changed = core[: -len(suffix)], True
+                break
+        for region in _LATIN_REGIONS:
+            if core.startswith(region) and len(core) - len(region) >= 3:
+                core, changed = core[len(region):], True
+                break
+        if changed:
+            core = company_name(core, strip_region=True) or core
+    return core
+
+
+def weak_fields(specs: Sequence[KeySpec]) -> list[str]:
+    """The fields whose alike values (not only equal ones) make candidates: weak keys and their cores."""
+    weak = [s.field for s in specs if not s.strong]
+    return weak + [core_key_field(s.field) for s in specs if not s.strong and s.normalizer in COMPANY_NORMALIZERS]
+
+
 def default_keys(entity: str) -> list[KeySpec]:
     return [KeySpec(*k) for k in DEFAULT_KEYS.get(entity, [("name", "person_name", False)])]
 
 
 def keys_of(specs: Sequence[KeySpec], values: Mapping[str, Any]) -> dict[str, str]:
-    """field -> normalised key, for the fields that have a value."""
+    """field -> normalised key, for the fields that have a value; a company name's core key too
+    (``name#core``: always, so that a name without a region finds one with it and the other way round)."""
     out = {}
     for spec in specs:
         key = spec.key_of(values)
         if key:
             out[spec.field] = key
+            if not spec.strong and spec.normalizer in COMPANY_NORMALIZERS:
+                out[core_key_field(spec.field)] = core_name(str(values[spec.field]))
     return out
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from mapping.canonical import canonical_field_equal
 
-from .matching import Candidate, KeySpec, keys_of
+from .matching import Candidate, KeySpec, keys_of, weak_fields
 from .merge import values_equal
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
@@ -277,7 +277,7 @@ class MatchIndex:
     def __init__(self, session: Session, entity: str, specs: list[KeySpec]) -> None:
         self.session = session
         self.entity = entity
-        self.weak = [s.field for s in specs if not s.strong]
+        self.weak = weak_fields(specs)  # name keys and their cores
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
         self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}

@@ -95,3 +95,60 @@ async def test_match_min_score_decides_which_near_names_link_in_the_engine(memor
     # 0.8: both link.
     pairs, reviews, counts = await _first_sync(f"sqlite:///{tmp_path / 'p80.db'}", f"{{{keys}, min_score: 0.8}}")
     assert pairs == {"regional": True, "service": True} and reviews == [] and counts == {"fx": 2, "zoho": 2}
+
+
+async def _first_sync_pairs(state_url, match: str, pairs: list[tuple[str, str]]) -> tuple[list[bool], list[str], dict]:
+    """One first sync with ``match`` over (Fxiaoke name, Zoho name) pairs already in both systems:
+    which pairs were linked, the names waiting in review, and how many records each system holds."""
+    from sync_engine.engine import SyncEngine
+    from sync_engine.runtime import Runtime
+    from sync_engine.state.db import StateStore
+
+    from .conftest import THREE_SYSTEMS, make_config
+
+    MemorySystem.instances.clear()
+    config = make_config(THREE_SYSTEMS.replace("    model: Account\n", f"    model: Account\n    match: {match}\n", 1))
+    config.state.url = state_url
+    runtime = Runtime(config, store=StateStore.open(state_url))
+    async with runtime:
+        fx, zoho = MemorySystem.instances["fx"], MemorySystem.instances["zoho"]
+        ids = [(fx.user_create("AccountObj", {"name": a}), zoho.user_create("Accounts", {"Account_Name": b})) for a, b in pairs]
+        await SyncEngine(runtime).run_flow("accounts")
+        with runtime.store.read() as s:
+            cid = {(sy, ext): c for c, sy, ext in s.execute(select(Link.canonical_id, Link.system, Link.external_id))}
+            reviews = sorted(r.details["values"]["name"] for r in s.scalars(select(Review).where(Review.kind == "match")))
+        linked = [cid.get(("fx", f)) == cid.get(("zoho", z)) is not None for f, z in ids]
+        counts = {"fx": len(fx.records("AccountObj")), "zoho": len(zoho.records("Accounts"))}
+    runtime.store.dispose()
+    return linked, reviews, counts
+
+
+#: Names whose first two characters differ: a leading province/city, or a romanised city, on one side only.
+#: Alike (difflib ratio of the name keys, region kept): 73 %, 70 %, 82 %, 86 %.
+REGION_PAIRS = [
+    ("华为技术有限公司", "深圳市华为技术有限公司"),
+    ("广东省深圳市腾讯计算机系统有限公司", "腾讯计算机系统有限公司"),
+    ("Huawei Technologies GmbH", "Shenzhen Huawei Technologies Co., Ltd."),
+    ("北京字节跳动科技有限公司", "字节跳动科技股份有限公司"),
+]
+
+
+async def test_min_score_links_names_that_differ_in_a_leading_region(memory_plugin, tmp_path):
+    """``keys: [name]`` keeps the region in the name key (company_name), so these pairs share no name
+    block: they must still be candidates of each other (their core keys are equal), and then
+    ``match.min_score`` decides — as it does for names that share their first characters."""
+    keys = "keys: [tax_id, name]"
+    linked, reviews, counts = await _first_sync_pairs(f"sqlite:///{tmp_path / 'p70.db'}", f"{{{keys}, min_score: 0.7}}",
+                                                      REGION_PAIRS)
+    assert linked == [True, True, True, True] and reviews == []
+    assert counts == {"fx": 4, "zoho": 4}  # nothing created twice
+    # 0.8: the two pairs alike by 80 % or more link; the others are below it and not alike enough for a
+    # review (under 80 %): each becomes a record of its own, in both systems.
+    linked, reviews, counts = await _first_sync_pairs(f"sqlite:///{tmp_path / 'p80.db'}", f"{{{keys}, min_score: 0.8}}",
+                                                      REGION_PAIRS)
+    assert linked == [False, False, True, True] and reviews == []
+    assert counts == {"fx": 6, "zoho": 6}
+    # Default (equal names only): the 82 % and 86 % pairs are near matches, so a person decides; nothing links.
+    linked, reviews, counts = await _first_sync_pairs(f"sqlite:///{tmp_path / 'default.db'}", f"{{{keys}}}", REGION_PAIRS)
+    assert linked == [False, False, False, False]
+    assert len(reviews) == 2 and all(any(name in pair for pair in REGION_PAIRS[2:]) for name in reviews), reviews

@@ -61,3 +61,27 @@ def test_a_block_read_after_the_batch_created_records_in_it_includes_them(sessio
     index.prefetch([{"name": "深圳y"}])  # a record mapped late in the batch
     assert [c.canonical_id for c in index.candidates({"name": "深圳y"})] == ["new2"]
     assert index.candidates({"name": "星河"}) == []
+
+
+def test_names_with_a_leading_region_are_candidates_through_their_core_key(session):
+    """深圳市华为技术 and 华为技术 share no two-character block: the core key (stored, and searched by
+    block too) brings them together, whichever of them was there first."""
+    from sync_engine.matching import keys_of
+
+    specs = [KeySpec("tax_id", "tax_id", True), KeySpec("name", "company_name", False)]
+    index = MatchIndex(session, "account", specs)
+    index.prefetch([])
+    index.add("plain", keys_of(specs, {"name": "华为技术有限公司"}))
+    index.add("service", keys_of(specs, {"name": "华为技术服务有限公司"}))
+    regional = keys_of(specs, {"name": "深圳市华为技术有限公司"})
+    index.prefetch([regional])
+    assert {c.canonical_id for c in index.candidates(regional)} == {"plain", "service"}
+    assert not {c.canonical_id for c in index.candidates(regional)} & {f"db{i:02d}" for i in range(25)}
+
+    index = MatchIndex(session, "account", specs)
+    index.add("regional", regional)
+    plain = keys_of(specs, {"name": "Huawei Technologies GmbH"})
+    index.add("latin", keys_of(specs, {"name": "Shenzhen Huawei Technologies Co., Ltd."}))
+    index.prefetch([keys_of(specs, {"name": "华为技术有限公司"}), plain])
+    assert [c.canonical_id for c in index.candidates(keys_of(specs, {"name": "华为技术有限公司"}))] == ["regional"]
+    assert [c.canonical_id for c in index.candidates(plain)] == ["latin"]

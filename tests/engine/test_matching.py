@@ -96,3 +96,35 @@ def test_min_score_never_overrides_a_contradicting_tax_id_or_an_ambiguity():
     two = [cand("c1", name="华为技术服务有限公司"), cand("c2", name="华为技术发展有限公司")]
     decision = decide(SPECS, keys_of(SPECS, {"name": "华为技术有限公司"}), two, system="fx", min_score=0.8)
     assert decision.outcome == "review" and "2 records" in decision.reason
+
+
+# -- core keys: names whose first characters differ ---------------------------------------------------
+def test_company_names_get_a_core_key_without_region_legal_form_or_group():
+    from sync_engine.matching import core_name
+
+    named = [KeySpec("name", "company_name", False)]  # `keys: [name]`: the name key keeps the region
+    cores = {n: keys_of(named, {"name": n})["name#core"] for n in (
+        "深圳市华为技术有限公司", "华为技术有限公司", "广东省深圳市华为技术股份有限公司", "北京市华为技术(中国)有限公司",
+        "美的集团股份有限公司", "广东美的集团", "Shenzhen Huawei Technologies Co., Ltd.", "Huawei Technologies GmbH",
+        "HUAWEI TECHNOLOGIES INC.")}
+    assert cores["深圳市华为技术有限公司"] == cores["华为技术有限公司"] == cores["广东省深圳市华为技术股份有限公司"] == "华为技术"
+    assert cores["北京市华为技术(中国)有限公司"] == "华为技术"
+    assert cores["美的集团股份有限公司"] == cores["广东美的集团"] == "美的"
+    assert cores["Shenzhen Huawei Technologies Co., Ltd."] == cores["Huawei Technologies GmbH"] == "huaweitechnologies"
+    assert cores["HUAWEI TECHNOLOGIES INC."] == "huaweitechnologies"
+    # The name key itself is unchanged (scores compare it), and a core never shrinks below two characters.
+    assert keys_of(named, {"name": "深圳市华为技术有限公司"})["name"] == "深圳市华为技术"
+    assert core_name("上海") == "上海" and core_name("集团") == "集团" and core_name("beijingab") == "beijingab"
+    # Strong keys and person names have no core.
+    assert keys_of(default_keys("contact"), {"name": "深圳市张伟", "email": "a@b.cn"}).keys() == {"name", "email"}
+    assert "tax_id#core" not in keys_of(SPECS, {"tax_id": "914403007084223151", "name": "华为"})
+
+
+def test_equal_cores_do_not_link_on_their_own():
+    """The core only makes records candidates; the name keys decide (equal, or match.min_score)."""
+    named = [KeySpec("name", "company_name", False)]
+    mine = keys_of(named, {"name": "深圳市华为技术有限公司"})
+    theirs = [Candidate("c1", keys_of(named, {"name": "华为技术有限公司"}), {"zoho"})]  # 73 % alike
+    assert decide(named, mine, theirs, system="fx").outcome == "create"
+    assert decide(named, mine, theirs, system="fx", min_score=0.8).outcome == "create"
+    assert decide(named, mine, theirs, system="fx", min_score=0.7).outcome == "link"
