@@ -21,11 +21,13 @@ def max_in_window(times: list[float], period: float) -> int:
     return best
 
 
-async def test_1000_updates_under_100_per_period_finish_without_throttling_or_exceeding_the_limit(fx):
-    # The documented 100 calls / 20 s, compressed to 100 / 2 s so the test stays short. Compressing
-    # the window also compresses the jitter it tolerates (the default 3 % of 20 s is 0.6 s), so the
-    # headroom is widened to keep ~0.2 s of tolerance for a busy test machine.
-    limit, period = 100, 2.0
+async def test_1000_updates_under_the_per_period_limit_finish_without_throttling_or_exceeding_it(fx):
+    # The documented 100 calls / 20 s, compressed to 200 / 4 s so the test stays short (~25 s). The
+    # limit is checked on the emulator's clock, at arrival: on a loaded machine calls the bucket let
+    # through a few hundred milliseconds apart can reach the gateway together, so the headroom is
+    # sized for that jitter (20 % of the window: 40 calls, ~0.8 s at the throttled rate) — what the
+    # default 3 % of 20 s (0.6 s) tolerates in production.
+    limit, period = 200, 4.0
     fx.switch(rate_limit=limit, rate_period=period)
     fx.emu.store.seed(1_000, ["AccountObj"])
     ids = [r["_id"] for r in fx.emu.store.dump("AccountObj")]
@@ -33,7 +35,7 @@ async def test_1000_updates_under_100_per_period_finish_without_throttling_or_ex
            for i, rid in enumerate(ids)]
 
     async with fx.connector(rate_limit_calls=limit, rate_limit_period_seconds=period,
-                            rate_limit_headroom=0.1, write_concurrency=16) as crm:
+                            rate_limit_headroom=0.2, write_concurrency=16) as crm:
         started = time.monotonic()
         results = await crm.push("AccountObj", ops)
         elapsed = time.monotonic() - started
