@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,10 +17,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.runtime import Runtime
 from sync_engine.service import WebhookIntake
 from sync_engine.state import migrate
+from sync_engine.state.errors import StateStoreError
 from sync_engine.state.queue import JobQueue
 from sync_engine.status import collect_status
 
@@ -27,6 +30,9 @@ from .page import render_status_page
 from .receiver import webhook_router
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "server.ops_token is set and was not given"}}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"description": "The state database cannot be reached"}}
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -52,6 +58,19 @@ def create_app(
         description="Webhook receivers for Zoho CRM, Fxiaoke and ERP triggers, and the ops routes of crmsync.",
     )
     app.state.runtime = runtime
+
+    async def state_unavailable(request: Request, exc: Exception) -> Response:
+        # The state database went away while the process runs (the workers pause and resume on their
+        # own): an answer that says so, not a 500 and a traceback.
+        log.warning("%s %s: state database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        message = "state database unavailable; retry later"
+        if request.url.path == "/":
+            return HTMLResponse(f"<!doctype html><title>crmsync</title><h1>crmsync</h1><p>{message}</p>",
+                                status_code=503, headers={"Retry-After": "5", "Refresh": "15"})
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
+
+    app.add_exception_handler(SQLAlchemyError, state_unavailable)
+    app.add_exception_handler(StateStoreError, state_unavailable)
     app.state.queue = queue
     app.state.intake = intake
 
@@ -102,19 +121,19 @@ def create_app(
         return collect_status(runtime, next_runs=next_runs() if next_runs else None)
 
     @app.get("/status", tags=["ops"], summary="Per flow and per system health (JSON)", dependencies=[Depends(require_token)],
-             responses=UNAUTHORIZED)
+             responses={**UNAUTHORIZED, **UNAVAILABLE})
     def status_json() -> dict[str, Any]:
         return status()
 
     @app.get("/", tags=["ops"], summary="Status page for people", response_class=HTMLResponse,
-             dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+             dependencies=[Depends(require_token)], responses={**UNAUTHORIZED, **UNAVAILABLE})
     def status_page(
         token: Annotated[str | None, Query(description="server.ops_token, for browsers (instead of the header)")] = None,
     ) -> HTMLResponse:
         return HTMLResponse(render_status_page(status()))
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", dependencies=[Depends(require_token)],
-             response_class=Response, responses=UNAUTHORIZED)
+             response_class=Response, responses={**UNAUTHORIZED, **UNAVAILABLE})
     def metrics_route() -> Response:
         counts = queue.counts()
         metrics.queue_depth.labels("queued").set(counts.queued)

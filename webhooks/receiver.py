@@ -18,9 +18,11 @@ from typing import Annotated, Protocol
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import WebhookDelivery, WebhookVerifier
 from connectors.errors import WebhookRejected
+from sync_engine.state.errors import StateStoreError
 from sync_engine.state.models.base import EXTERNAL_ID_LEN, OBJECT_LEN
 
 from .openapi import WEBHOOK_OPENAPI
@@ -145,6 +147,13 @@ def webhook_router(
         except WebhookRejected as exc:
             log.warning("webhook for %s rejected: %s", system_name, exc.reason)
             return reject(system_name, exc.status, "rejected", exc.reason)
+        except (SQLAlchemyError, StateStoreError) as exc:
+            # Zoho's channel token is checked against the state database: with the database away the
+            # delivery can be neither verified nor stored. Not acknowledged, so the sender delivers it again.
+            log.warning("webhook for %s not verified: state database unavailable (%s)", system_name, type(exc).__name__)
+            count(system_name, "unavailable")
+            return JSONResponse({"error": "state database unavailable; retry later"}, status_code=503,
+                                headers={"Retry-After": "5"})
         unstorable = _unstorable(delivery)
         if unstorable:
             log.warning("webhook for %s rejected: %s", system_name, unstorable)
