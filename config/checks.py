@@ -14,9 +14,17 @@ def check_config(config: CrmsyncConfig, base_dir=None) -> list[ConfigIssue]:
     entities = set(config.entities)
 
     for name, entity in config.entities.items():
-        for system in getattr(entity, "systems", {}) or {}:
+        for system, mapping in (getattr(entity, "systems", {}) or {}).items():
             if system not in systems:
                 issues.append(ConfigIssue(("entities", name, "systems", system), unknown("system", system, systems)))
+                continue
+            # An SQL system knows only the objects it configures (tables, not an API): name one of them.
+            spec = config.systems[system]
+            objects = getattr(spec.settings, "objects", None) if spec.type == "sql" else None
+            obj = getattr(mapping, "object", None)
+            if isinstance(objects, dict) and isinstance(obj, str) and obj not in objects:
+                issues.append(ConfigIssue(("entities", name, "systems", system, "object"),
+                                          unknown(f"object of {system}", obj, objects)))
 
     for flow_name, flow in config.flows.items():
         base = ("flows", flow_name)

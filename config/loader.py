@@ -122,12 +122,16 @@ def _validate_system(name: str, value: Any, add, explained=lambda _path: False) 
         add(ConfigIssue((*path, "type"), unknown("system type", type_name, known)))
         return SystemConfig(type=str(type_name))
     model = known[type_name].settings_model
+    # A setting already reported (an unset variable) makes the system's own cross-field checks fail
+    # too ("auth 'password' needs password"): one message per mistake, the precise one.
+    reported = any(explained((*path, key)) for key in settings)
     try:
         validated = model.model_validate(settings)
     except ValidationError as exc:
         for issue, prefer_key in _pydantic_issues(exc, settings, model):
-            if not explained((*path, *issue.path)):
-                add(ConfigIssue((*path, *issue.path), issue.message), prefer_key=prefer_key)
+            if explained((*path, *issue.path)) or (reported and not issue.path):
+                continue
+            add(ConfigIssue((*path, *issue.path), issue.message), prefer_key=prefer_key)
         return SystemConfig(type=type_name)
     for field_name, info in model.model_fields.items():
         # `${ZOHO_CLIENT_SECRET:-}` with the variable unset gives an empty credential that could only

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from connectors.errors import ConnectorConfigError
 
@@ -285,6 +285,29 @@ class SqlSettings(_Strict):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
+
+    @field_validator("url")
+    @classmethod
+    def _known_dialect(cls, value: str) -> str:
+        """An unknown dialect or driver (``oracle+nosuch://``) is found here, not at the first connection.
+        Only the dialect is loaded: the driver package itself may be installed only where crmsync runs."""
+        try:
+            make_url(value).get_dialect()
+        except NoSuchModuleError:
+            name = value.split("://", 1)[0]
+            raise ValueError(f"unknown database dialect or driver {name!r} (e.g. postgresql+psycopg, "
+                             "mysql+pymysql, mssql+pyodbc, oracle+oracledb, sqlite)") from None
+        except ArgumentError:
+            raise ValueError("url is not a valid SQLAlchemy URL (expected dialect+driver://user@host:port/database)") from None
+        return value
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _unguessable(cls, value: SecretStr | None) -> SecretStr | None:
+        # Empty means unset (`${ERP_DB_WEBHOOK_SECRET:-}`): webhooks refused. A short one can be guessed.
+        if value is not None and 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("a webhook secret must be at least 16 characters")
+        return value
 
     @field_validator("objects")
     @classmethod

@@ -330,8 +330,80 @@ def test_a_state_database_refusing_its_password_leaks_it_nowhere(world, capsys, 
         f"sqlite:///{world.tmp / 'state.db'}",
         f"postgresql+psycopg://crmsync:{SECRETS['state_password']}@127.0.0.1:1/crmsync")
     config.write_text(text, encoding="utf-8")
-    outputs = [crmsync(world, capsys, monkeypatch, *args) for args in
+    outputs = [crmsync(world, capsys, monkeypatch, *args, log_format=fmt) for args in
                (("status", str(config)), ("sync", str(config)), ("db", "upgrade", str(config)),
-                ("dlq", "list", str(config)))]
+                ("dlq", "list", str(config))) for fmt in ("human", "json")]
     assert all(o.startswith("exit ") and "state database" in o for o in outputs), outputs
     assert_no_secret(outputs)
+
+
+@pytest.mark.postgres
+async def test_a_state_database_lost_mid_run_leaks_its_password_nowhere(world, pg_databases):
+    """The state database (reached with a password) goes away while crmsync runs: the failing pass, the
+    ops routes and a webhook answered 503, logged in both formats, and the pass after it comes back."""
+    import io
+    import logging
+    import time
+
+    from sqlalchemy.engine import make_url as parse_url
+
+    from config.loader import load_config
+    from config.secrets import iter_secrets
+    from connectors.fxiaoke.push_apl import build_push
+    from sync_engine.engine import SyncEngine
+    from sync_engine.logs import register_secret, setup_logging
+    from sync_engine.runtime import Runtime
+    from tests.ops.test_degraded import CuttableProxy
+    from webhooks.app import create_app
+
+    server = parse_url(pg_databases())
+    proxy = CuttableProxy((server.host or "127.0.0.1", server.port or 5432))
+    # The test server trusts loopback connections, so any password gets in: it only has to stay secret.
+    state = server.set(host="127.0.0.1", port=proxy.port, password=SECRETS["state_password"])
+    config_path = world.write_config("pglost")
+    config_path.write_text(config_path.read_text(encoding="utf-8").replace(
+        f"sqlite:///{world.tmp / 'pglost.db'}", state.render_as_string(hide_password=False)), encoding="utf-8")
+    texts: list[str] = []
+    try:
+        for fmt in ("human", "json"):
+            stream = io.StringIO()
+            config = load_config(config_path, environ={"LOG_FORMAT": fmt})
+            for secret in iter_secrets(config):  # what `crmsync serve` does on start
+                register_secret(secret)
+            setup_logging(fmt, "debug", stream=stream)
+            try:
+                runtime = Runtime(config, base_dir=config_path.parent)
+                async with runtime:
+                    await SyncEngine(runtime).run_flow("accounts")
+                    app = create_app(runtime)
+                    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                        auth = {"authorization": f"Bearer {SECRETS['ops_token']}"}
+                        proxy.cut()
+                        try:
+                            await SyncEngine(runtime).run_flow("accounts")
+                        except Exception:  # what a worker does with a failed job: log it, traceback and all
+                            logging.getLogger("crmsync.worker").exception("job failed")
+                        else:
+                            raise AssertionError("a pass with the state database away did not fail")
+                        for path in ("/readyz", "/status", "/", "/metrics"):
+                            response = await client.get(path, headers=auth)
+                            assert response.status_code == 503, (path, response.text)
+                            texts.append(response.text)
+                        headers, body = build_push(SECRETS["apl_secret"], object_api_name="AccountObj",
+                                                   ids=["65f0c3a1b2c3d4e5f6a7b8c9"], event="update",
+                                                   timestamp_ms=int(time.time() * 1000), event_id=f"lost-{fmt}")
+                        response = await client.post("/webhooks/fxiaoke", content=body, headers=headers)
+                        assert response.status_code == 503, response.text
+                        texts.append(response.text)
+                        proxy.restore()
+                        await SyncEngine(runtime).run_flow("accounts")
+                        texts.append((await client.get("/status", headers=auth)).text)
+                runtime.store.dispose()
+            finally:
+                _drop_crmsync_handlers()
+            log = stream.getvalue()
+            assert "Connection refused" in log or "unavailable" in log, log[-2000:]  # the outage was logged
+            texts.append(log)
+    finally:
+        proxy.cut()
+    assert_no_secret(texts, world.issued_tokens())

@@ -435,3 +435,22 @@ async def test_control_characters_in_event_ids_are_refused(service):
     await assert_rejected(service, "fx_apl", headers, body, 400, "control character")
     headers, body = apl(ids=("65f0c3a1b2c3d4e5f6a7b8c9", "深圳华为"), event_id="unicode-ids-are-fine")
     assert (await post(service, "fx_apl", headers, body)).status_code == 200
+
+
+@pytest.mark.parametrize(("system", "window_ms"), [("fx_open", 500_000), ("fx_apl", 300_000)])
+async def test_an_accepted_fxiaoke_push_replayed_after_its_clock_window_is_refused(service, system, window_ms):
+    """The very bytes of a push accepted at the edge of its clock window, sent again once the window has
+    passed: refused (401), and nothing more is stored than the one delivery."""
+    stamp = _now_ms() - window_ms + 2_500  # accepted now, outside the window 2.5 s from now
+    headers, body = fx_open(stamp_ms=stamp, event_id="replayed") if system == "fx_open" else apl(
+        stamp_ms=stamp, event_id="AccountObj:x:update:replayed")
+    assert (await post(service, system, headers, body)).status_code == 200
+    assert service.counts() == (1, 1)
+    deadline = time.monotonic() + 30
+    while True:  # inside the window a replay is the known delivery (200); past it, a refusal
+        response = await post(service, system, headers, body)
+        if response.status_code != 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert response.status_code == 401 and "clock window" in response.json()["error"], response.text
+    assert service.counts() == (1, 1)

@@ -11,7 +11,7 @@ from connectors.sql.settings import SqlSettings
 from connectors.sql.webhook import SqlWebhookVerifier, sign, signed_headers
 
 NOW = 1_750_000_000.0
-SECRET = "whsec-erp-7c1d"
+SECRET = "whsec-erp-7c1d-0f2e"
 
 
 def verifier(**overrides) -> SqlWebhookVerifier:
