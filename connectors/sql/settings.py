@@ -265,7 +265,7 @@ class SqlSettings(_Strict):
     key_separator: str = Field("|", min_length=1, description="Joins the values of a composite key into one external id.")
     hash_state: HashStateSettings = Field(default_factory=HashStateSettings, description="Content-hash table settings.")
     webhook_secret: SecretStr | None = Field(
-        None, description="Shared secret for ERP-side change notifications (HMAC-SHA256). Unset: webhooks refused."
+        None, description="Shared secret for ERP-side change notifications (HMAC-SHA256, ≥ 16 characters). Unset: webhooks refused."
     )
     webhook_previous_secret: SecretStr | None = Field(None, description="The old secret, accepted during rotation.")
     webhook_tolerance_seconds: int = Field(300, ge=1, description="Largest accepted clock difference of a notification.")

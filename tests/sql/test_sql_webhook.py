@@ -35,8 +35,8 @@ def test_a_signed_notice_becomes_a_change_hint():
 
 def test_headers_are_case_insensitive_and_rotation_accepts_the_old_secret():
     raw = body()
-    headers = {"x-crmsync-timestamp": str(int(NOW)), "X-CRMSYNC-SIGNATURE": f"v1=deadbeef, {sign('old-secret', int(NOW), raw)}"}
-    delivery = verifier(webhook_previous_secret="old-secret").verify(headers, raw, now=NOW)
+    headers = {"x-crmsync-timestamp": str(int(NOW)), "X-CRMSYNC-SIGNATURE": f"v1=deadbeef, {sign('old-secret-5a6b7c8d', int(NOW), raw)}"}
+    delivery = verifier(webhook_previous_secret="old-secret-5a6b7c8d").verify(headers, raw, now=NOW)
     assert delivery.hints[0].ids == ["C000001", "C000002"]
 
 
