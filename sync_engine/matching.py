@@ -93,7 +93,12 @@ def core_key_field(field: str) -> str:
 def core_name(name: str) -> str:
     """The core of a company name: 深圳市华为技术(中国)有限公司 → 华为技术, Shenzhen Huawei Technologies
     Co., Ltd. → huaweitechnologies, 美的集团股份有限公司 → 美的. Never shorter than two characters."""
-    core = company_name(name, strip_region=True) or name
+    return _trimmed(company_name(name, strip_region=True) or name)
+
+
+def _trimmed(key: str) -> str:
+    """A region-stripped key without a trailing group designation or a leading romanised region."""
+    core = key
     changed = True
     while changed:
         changed = False
@@ -111,9 +116,10 @@ def core_name(name: str) -> str:
 
 
 def weak_fields(specs: Sequence[KeySpec]) -> list[str]:
-    """The fields whose alike values (not only equal ones) make candidates: weak keys and their cores."""
+    """The fields whose alike values (not only equal ones) make candidates: weak keys, and the cores of
+    names keyed with their region (a region-stripped name key already starts where its core does)."""
     weak = [s.field for s in specs if not s.strong]
-    return weak + [core_key_field(s.field) for s in specs if not s.strong and s.normalizer in COMPANY_NORMALIZERS]
+    return weak + [core_key_field(s.field) for s in specs if not s.strong and s.normalizer == "company_name"]
 
 
 def default_keys(entity: str) -> list[KeySpec]:
@@ -129,7 +135,9 @@ def keys_of(specs: Sequence[KeySpec], values: Mapping[str, Any]) -> dict[str, st
         if key:
             out[spec.field] = key
             if not spec.strong and spec.normalizer in COMPANY_NORMALIZERS:
-                out[core_key_field(spec.field)] = core_name(str(values[spec.field]))
+                # A region-stripped key only needs trimming (cheap); one with its region, the raw name's core.
+                core = _trimmed(key) if spec.normalizer == "company_name_no_region" else core_name(str(values[spec.field]))
+                out[core_key_field(spec.field)] = core
     return out
 
 

@@ -128,3 +128,13 @@ def test_equal_cores_do_not_link_on_their_own():
     assert decide(named, mine, theirs, system="fx").outcome == "create"
     assert decide(named, mine, theirs, system="fx", min_score=0.8).outcome == "create"
     assert decide(named, mine, theirs, system="fx", min_score=0.7).outcome == "link"
+
+
+def test_region_stripped_name_keys_get_the_same_cores():
+    """The account default (company_name_no_region): the core trims what that key keeps."""
+    cores = {n: keys_of(SPECS, {"name": n})["name#core"] for n in (
+        "Shenzhen Huawei Technologies Co., Ltd.", "Huawei Technologies GmbH", "广东美的集团", "美的集团股份有限公司",
+        "深圳市华为技术有限公司")}
+    assert cores["Shenzhen Huawei Technologies Co., Ltd."] == cores["Huawei Technologies GmbH"] == "huaweitechnologies"
+    assert cores["广东美的集团"] == cores["美的集团股份有限公司"] == "美的"
+    assert cores["深圳市华为技术有限公司"] == "华为技术"
