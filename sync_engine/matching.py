@@ -20,9 +20,9 @@ cannot bring 深圳市华为技术有限公司 and 华为技术有限公司 toge
 region (``normalize: company_name``), nor Shenzhen Huawei Technologies Co., Ltd. and Huawei
 Technologies Ltd. So each company-name key also has a *core* key (``name#core``): the name
 without a leading province or city (深圳市, 广东省, 北京, Shenzhen, Beijing…), legal-form suffixes
-(有限公司, 股份有限公司, Ltd, Inc, Co., GmbH…) and a trailing 集团 / Group. Equal or alike cores
-make records candidates of each other; whether they link is still decided on the name keys
-themselves (equal, or ``match.min_score``).
+(有限公司, 股份有限公司, Ltd, Inc, Co., GmbH…) and a trailing 集团 / Group. Equal cores (alike
+ones too when the name key keeps the region) make records candidates of each other; whether they
+link is still decided on the name keys themselves (equal, or ``match.min_score``).
 """
 from __future__ import annotations
 
