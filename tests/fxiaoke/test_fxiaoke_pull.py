@@ -2,8 +2,9 @@
 token expiry mid-pull, tombstones and both auth styles."""
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -136,7 +137,10 @@ async def test_a_token_expiring_mid_pull_costs_exactly_one_refresh(fx):
 async def test_invalidated_records_come_as_tombstones_and_deleted_ones_vanish(fx):
     fx.emu.store.seed(30, ["AccountObj"])
     rows = fx.emu.store.dump("AccountObj")
-    start = datetime.now(UTC)
+    # Seeded records edited recently are stamped at the seed's "now": start after its millisecond (the
+    # pull's bound is inclusive), and change the two records after start.
+    start = datetime.now(UTC) + timedelta(milliseconds=2)
+    await asyncio.sleep(0.02)
     gone, invalid = rows[0]["_id"], rows[1]["_id"]
     fx.emu.store.invalidate("AccountObj", [gone], user="1001", by_api=False)
     fx.emu.store.delete("AccountObj", [gone], by_api=False)
