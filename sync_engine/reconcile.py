@@ -160,6 +160,18 @@ def write_targets(rt: Runtime, flow_name: str) -> list[str]:
     return [s for s in flow.systems if not (flow.direction == "one_way" and s == flow.source)]
 
 
+def entity_flows(rt: Runtime, flow_name: str) -> list[str]:
+    """``flow_name`` first, then the entity's other enabled flows.
+
+    Links, snapshots and the canonical record belong to the entity, not to a flow: once one flow has
+    read a version, another flow of the same entity skips it. So when a record changes, every flow of
+    its entity plans its writes (Zoho ↔ Fxiaoke and Zoho ↔ ERP as two flows: a Zoho edit reconciled
+    by the first also reaches the ERP)."""
+    entity = rt.flow(flow_name).entity
+    others = [n for n, f in rt.config.flows.items() if n != flow_name and f.enabled and f.entity == entity]
+    return [flow_name, *others]
+
+
 def readable_systems(rt: Runtime, flow_name: str) -> list[str]:
     flow = rt.flow(flow_name)
     return [flow.source] if flow.direction == "one_way" else list(flow.systems)
@@ -369,7 +381,7 @@ def _reconcile_record(
         for change, _ in observations:
             link = links.get(change.system)
             if ((cid, change.system) in cache.linked_now and link is not None and link.status == LinkStatus.ACTIVE
-                    and change.system in write_targets(rt, flow_name)):
+                    and any(change.system in write_targets(rt, name) for name in entity_flows(rt, flow_name))):
                 # A copy just matched to a record deleted elsewhere (typically our create that landed in
                 # doubt and is read only now): the delete reaches it too.
                 rec.queue_write(session, entity=entity, canonical_id=cid, system=change.system, object=change.object,
@@ -533,12 +545,28 @@ def _plan_writes(
         cache.records[cid] = record
         cache.load_records([cid])
     snapshots = cache.snapshots[cid]
+    planned: set[str] = set()
+    for name in entity_flows(rt, flow_name):
+        _plan_flow_writes(rt, session, name, record, links, snapshots, planned,
+                          origin=origin, run_id=run_id, equal=equal, held=held, cache=cache)
+
+
+def _plan_flow_writes(
+    rt: Runtime, session: Session, flow_name: str, record: Record, links: dict[str, Link], snapshots,
+    planned: set[str], *, origin, run_id, equal, held, cache: BatchCache,
+) -> None:
+    flow = rt.flow(flow_name)
+    entity = flow.entity
+    cid = record.canonical_id
     create_in = set(flow.create_in or flow.systems)
     for target in write_targets(rt, flow_name):
+        if target in planned:
+            continue  # an earlier flow of the entity planned its writes there already
         mapper = rt.mappings.mapper(entity, target)
         desired = {f: record.values[f] for f in mapper.write_fields if f in record.values and f not in held}
         link = links.get(target)
         if link is not None and link.status == LinkStatus.ACTIVE:
+            planned.add(target)
             current = snapshots[target].values if target in snapshots else {}
             changed = {f: v for f, v in desired.items() if not equal(f, v, current.get(f))}
             if changed:
@@ -551,6 +579,7 @@ def _plan_writes(
                                     origin=origin, run_id=run_id)
                 )
         elif link is None and target in create_in and any(v not in (None, "") for v in desired.values()):
+            planned.add(target)
             waiting = [r for r in cache.outbox.get((cid, target, "create"), []) if r.status in ("pending", "sent", "deferred")]
             if waiting:
                 # A create is already on its way: fold these values into it rather than creating twice.
@@ -601,11 +630,12 @@ def _apply_delete(
         rec.unindexed(OutboxWrite.status).in_(("pending", "deferred")),
     )):
         row.status = "superseded"
-    for target in write_targets(rt, flow_name):
+    targets = {t: name for name in reversed(entity_flows(rt, flow_name)) for t in write_targets(rt, name)}
+    for target, target_flow in targets.items():
         other = links.get(target)
         if target == change.system or other is None or other.status != LinkStatus.ACTIVE:
             continue
         rec.queue_write(session, entity=entity, canonical_id=cid, system=target,
                         object=rt.mappings.mapper(entity, target).object, action="delete",
-                        external_id=other.external_id, values={}, flow=flow_name, origin=change.origin, run_id=run_id)
+                        external_id=other.external_id, values={}, flow=target_flow, origin=change.origin, run_id=run_id)
 
