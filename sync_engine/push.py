@@ -331,6 +331,8 @@ class _ApplyCache:
         self.rows: dict[int, rec.NewRow] = {}
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         self.links: dict[tuple[str, str], Link] = {}
+        #: canonical ids of the created records that are deleted (read for the creates only)
+        self.deleted: set[str] = set()
 
     @classmethod
     def load(cls, session, entity: str, system: str, row_ids: list[int]) -> "_ApplyCache":
@@ -347,6 +349,11 @@ class _ApplyCache:
             Link.entity == entity, Link.system == system, Link.canonical_id.in_(cids)
         )):
             cache.links[(link.canonical_id, system)] = link
+        created = list({r.canonical_id for r in cache.rows.values() if r.action == "create"})
+        for part in rec.chunks(created):
+            cache.deleted.update(session.scalars(select(Record.canonical_id).where(
+                Record.entity == entity, Record.canonical_id.in_(part), Record.deleted.is_(True)
+            )))
         return cache
 
     def save(self, session) -> None:
@@ -392,8 +399,7 @@ def _apply(
                 session.add(link)
             cache.links[key] = link
         row.external_id = str(result.external_id)
-        record = session.get(Record, (entity, row.canonical_id))
-        if record is not None and record.deleted and link.status == LinkStatus.ACTIVE:
+        if row.canonical_id in cache.deleted and link.status == LinkStatus.ACTIVE:
             # Deleted elsewhere while this create was in flight or in doubt (its delete could not name
             # this copy yet): the copy goes too, or the delete is lost here.
             rec.queue_write(session, entity=entity, canonical_id=row.canonical_id, system=row.system,

@@ -201,6 +201,8 @@ def reconcile_batch(
         cache.matcher = rec.MatchIndex(session, entity, specs)
         if wanted:
             cache.matcher.prefetch(wanted)
+        #: (canonical id, system) of the links this batch made to records that existed before it
+        matched_existing: set[tuple[str, str]] = set()
         for change in batch:
             mapper = rt.mappings.mapper(entity, change.system)
             link = cache.links_by_ext.get((change.system, change.object, change.external_id))
@@ -235,23 +237,14 @@ def reconcile_batch(
                                       external_id=change.external_id, status=LinkStatus.ACTIVE)
                 resolver.remember(entity, cid, change.system, change.external_id)
                 # A create of this record in this system, decided but not sent, is moot now
-                # (a record made by this batch has no writes yet).
+                # (a record made by this batch has no writes yet): looked up for the whole batch below.
                 if cid not in cache.new_records:
-                    for row in session.scalars(select(OutboxWrite).where(
-                        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
-                        OutboxWrite.system == change.system,
-                        OutboxWrite.action == "create", rec.unindexed(OutboxWrite.status).in_(("pending", "deferred", "sent")),
-                    )):
-                        if row.status == "sent":
-                            # Our create in doubt: this is most likely the record it made. What we sent is
-                            # what it held then, so only the fields a user changed since count as its edits
-                            # (not first-sight disagreements the policy would settle against the user).
-                            cache.sent[(cid, change.system)] = dict(row.values or {})
-                        row.status = "superseded"
+                    matched_existing.add((cid, change.system))
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
 
+        _supersede_creates(session, entity, matched_existing, cache)
         session.flush()
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
@@ -267,6 +260,24 @@ def reconcile_batch(
         for part in rec.chunks(done):
             session.execute(delete(StagedChange).where(StagedChange.id.in_(part)))
     return outcome
+
+
+def _supersede_creates(session: Session, entity: str, linked: set[tuple[str, str]], cache: BatchCache) -> None:
+    """Creates into a system, decided but not sent, of records this batch just linked there: moot now."""
+    cids = sorted({cid for cid, _ in linked})
+    for part in rec.chunks(cids):
+        for row in session.scalars(select(OutboxWrite).where(
+            OutboxWrite.entity == entity, OutboxWrite.canonical_id.in_(part),
+            OutboxWrite.action == "create", rec.unindexed(OutboxWrite.status).in_(("pending", "deferred", "sent")),
+        )):
+            if (row.canonical_id, row.system) not in linked:
+                continue
+            if row.status == "sent":
+                # Our create in doubt: this is most likely the record it made. What we sent is
+                # what it held then, so only the fields a user changed since count as its edits
+                # (not first-sight disagreements the policy would settle against the user).
+                cache.sent[(row.canonical_id, row.system)] = dict(row.values or {})
+            row.status = "superseded"
 
 
 def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id) -> None:
