@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import PullRequest, SourceRecord
 
 from .context import Report, UnitOfWork
 from .runtime import Runtime
+from .state import bulk
 from .state.models import Cursor, Link, Snapshot
 from .state.models.pipeline import StagedChange
 from .state.types import utc_now
@@ -162,7 +163,7 @@ def stage_records(
             }
         staged += 1
     if new_rows:
-        session.execute(insert(StagedChange.__table__), list(new_rows.values()))
+        bulk.insert_rows(session, StagedChange.__table__, list(new_rows.values()))
     return staged, skipped
 
 

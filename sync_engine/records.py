@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, bindparam, delete, insert, select, text
+from sqlalchemy import TextClause, bindparam, delete, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,6 +21,7 @@ from mapping.canonical import canonical_field_equal
 
 from .matching import Candidate, KeySpec, keys_of
 from .merge import values_equal
+from .state import bulk
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
@@ -133,11 +134,7 @@ def load_rows(session: Session, query: Any) -> list[NewRow]:
 
 def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
     """Write ``columns`` of ``rows`` back by id: one executemany UPDATE."""
-    if not rows:
-        return
-    table = model.__table__
-    statement = table.update().where(table.c.id == bindparam("_id")).values({c: bindparam(f"_{c}") for c in columns})
-    session.execute(statement, [{"_id": r.id, **{f"_{c}": r.fields.get(c) for c in columns}} for r in rows])
+    bulk.update_rows(session, model.__table__, "id", columns, [r.fields for r in rows])
 
 
 class Buffer:
@@ -151,8 +148,7 @@ class Buffer:
 
     def write(self, session: Session) -> None:
         for model, rows in self.rows.items():
-            if rows:
-                session.execute(insert(model.__table__), rows)
+            bulk.insert_rows(session, model.__table__, rows)
 
 
 def buffer_of(session: Session) -> Buffer | None:
@@ -222,8 +218,7 @@ def replace_match_keys_many(
         for cid, values in values_by_id.items()
         for field, key in keys_of(specs, values).items()
     ]
-    if rows:
-        session.execute(MatchKey.__table__.insert(), rows)
+    bulk.insert_rows(session, MatchKey.__table__, rows)
 
 
 #: Ids per ``IN (…)`` list: well under every database's limit on bound parameters.
