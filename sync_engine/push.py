@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Outbox rows sent per round: bounded memory however many writes a first sync decides.
 PUSH_CHUNK = 2000
 
+#: The outbox columns sending reads and writes back (not ``created_at``: never looked at here).
+_OUTBOX_COLUMNS = [c for c in OutboxWrite.__table__.columns if c.name != "created_at"]
+
 
 async def push_pending(
     rt: Runtime,
@@ -84,7 +87,7 @@ async def _push_chunk(
     Walking by id means a write put back for later (an outage) is not retried in the same call."""
     plans: dict[str, list[tuple[int, WriteOp]]] = defaultdict(list)
     with uow.tx() as session:
-        query = select(OutboxWrite.__table__).where(
+        query = select(*_OUTBOX_COLUMNS).where(
             OutboxWrite.entity == entity, OutboxWrite.status == "pending", OutboxWrite.id > after
         )
         if ids is not None:
@@ -338,7 +341,7 @@ class _ApplyCache:
     def load(cls, session, entity: str, system: str, row_ids: list[int]) -> "_ApplyCache":
         cache = cls()
         cache.rows = {
-            r.id: r for r in rec.load_rows(session, select(OutboxWrite.__table__).where(OutboxWrite.id.in_(row_ids)))
+            r.id: r for r in rec.load_rows(session, select(*_OUTBOX_COLUMNS).where(OutboxWrite.id.in_(row_ids)))
         }
         cids = list({r.canonical_id for r in cache.rows.values()})
         for snap in session.scalars(select(Snapshot).where(

@@ -248,17 +248,21 @@ def reconcile_batch(
         session.flush()
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
-        done: list[int] = []
+        done: list[StagedChange] = []
         cache.load_late_writes(groups)
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
-            done.extend(change.id for change, _ in items)
+            done.extend(change for change, _ in items)
         if cache.rekey:
             rec.replace_match_keys_many(session, entity, specs, cache.rekey)
-        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one).
-        for part in rec.chunks(done):
-            session.execute(delete(StagedChange).where(StagedChange.id.in_(part)))
+        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one), on the
+        # table itself: the ORM's bulk delete would look for each id among every object of the session.
+        table = StagedChange.__table__
+        for part in rec.chunks([change.id for change in done]):
+            session.execute(delete(table).where(table.c.id.in_(part)))
+        for change in done:
+            session.expunge(change)  # gone from the database: no longer tracked (a dry run keeps its session)
     return outcome
 
 
@@ -545,9 +549,10 @@ def _plan_writes(
         cache.load_records([cid])
     snapshots = cache.snapshots[cid]
     create_in = set(flow.create_in or flow.systems)
+    values = record.values
     for target in write_targets(rt, flow_name):
         mapper = rt.mappings.mapper(entity, target)
-        desired = {f: record.values[f] for f in mapper.write_fields if f in record.values and f not in held}
+        desired = {f: values[f] for f in mapper.write_fields if f in values and f not in held}
         link = links.get(target)
         if link is not None and link.status == LinkStatus.ACTIVE:
             current = snapshots[target].values if target in snapshots else {}

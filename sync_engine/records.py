@@ -129,7 +129,10 @@ class NewRow:
 def load_rows(session: Session, query: Any) -> list[NewRow]:
     """The rows of a Core query as plain mutable rows: for batches that read many rows and change
     a few columns (:func:`save_rows` writes them back), without an ORM object each."""
-    return [NewRow(dict(m)) for m in session.execute(query).mappings()]
+    # On the session's connection: a Core query needs none of the ORM's result handling.
+    result = session.connection().execute(query)
+    keys = list(result.keys())
+    return [NewRow(dict(zip(keys, row))) for row in result]
 
 
 def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:

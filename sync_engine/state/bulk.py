@@ -46,6 +46,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    if value is not None and value.tzinfo is UTC and type(value) is datetime:
+        # The usual case (utc_now()): "YYYY-MM-DD HH:MM:SS.ffffff+00:00" less the offset.
+        return value.isoformat(" ", "microseconds")[:-6]
     value = _utc(value)
     # SQLAlchemy's SQLite DATETIME storage format: microseconds always written.
     return None if value is None else value.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -117,9 +120,11 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     """INSERT ``rows`` (dicts of column values) into ``table``: one executemany."""
     if not rows:
         return
-    names: dict[str, None] = {}
+    names = dict.fromkeys(rows[0])
+    width = len(names)
     for row in rows:
-        names.update(dict.fromkeys(row))
+        if len(row) != width or any(name not in names for name in row):
+            names.update(dict.fromkeys(row))
     # Columns no row names but that have a Python default are filled in, as SQLAlchemy would.
     defaults = {c.name: d for c in table.columns if c.name not in names and (d := _default(c)) is not None}
     missing = {c.name: _default(c) for c in table.columns if c.name in names}
