@@ -237,6 +237,8 @@ class SyncEngine:
             missing: list[MissingLink] = []
             last_id = 0
             while True:
+                # A first sync grows the state tables fast: their query plans need fresh statistics.
+                self.rt.store.refresh_statistics()
                 with uow.tx() as session:
                     query = (
                         select(StagedChange)

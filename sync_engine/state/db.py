@@ -10,8 +10,10 @@ are rewritten to ``postgresql+psycopg://``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +26,8 @@ from sqlalchemy.pool import StaticPool
 
 from .errors import StateStoreConfigError, StateStoreUnavailable
 from .types import dumps_json, loads_json
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///crmsync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -151,6 +155,14 @@ def unavailable_on_connect_error(url: URL) -> Iterator[None]:
         raise StateStoreUnavailable(describe_connect_error(url, exc)) from None
 
 
+#: Tables the engine reads by lists of keys (``IN (…)`` of a batch's ids): their plans need statistics.
+ANALYZED_TABLES = ("records", "links", "snapshots", "match_keys", "outbox", "staged_changes", "audit_events")
+#: Stale as autovacuum's defaults judge it: more rows changed since the last ANALYZE than 50 + 10 %.
+ANALYZE_BASE, ANALYZE_SCALE = 50, 0.1
+#: Seconds between two looks at the statistics (one cheap query) from one process.
+ANALYZE_EVERY_S = 2.0
+
+
 class StateStore:
     """The state database: an engine plus read and write transactions.
 
@@ -166,6 +178,8 @@ class StateStore:
         self.dialect: str = engine.dialect.name
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = sessionmaker(bind=engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._statistics_checked = -ANALYZE_EVERY_S
+        self._statistics_failed = False
 
     @classmethod
     def open(cls, url: str | URL = DEFAULT_URL, *, check: bool = True, **engine_kwargs: Any) -> StateStore:
@@ -204,6 +218,42 @@ class StateStore:
     def session(self, *, write: bool = False) -> Session:
         """A plain Session for callers managing their own transaction (remember ``write=True`` on SQLite)."""
         return (self._writer if write else self._reader)()
+
+    def refresh_statistics(self, tables: tuple[str, ...] = ANALYZED_TABLES) -> list[str]:
+        """PostgreSQL: ANALYZE the state tables whose statistics are missing or stale; the names analysed.
+
+        A first sync fills empty tables with many thousand rows within minutes. Until they are
+        analysed (autovacuum may be late, or off), the planner takes them for nearly empty and
+        answers a batch's ``IN (…)`` list by walking the whole table for the index's first columns:
+        every batch then costs more than the one before. Checked at most every ANALYZE_EVERY_S
+        seconds; ``SKIP_LOCKED``: never waits for another process analysing the same table.
+        Failures (say, not the tables' owner) are logged once and turn this off: only speed is lost.
+        """
+        now = time.monotonic()
+        if not self.is_postgres or self._statistics_failed or now - self._statistics_checked < ANALYZE_EVERY_S:
+            return []
+        self._statistics_checked = now
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                stale = [
+                    name for name, changed, rows in connection.execute(
+                        text(
+                            "SELECT s.relname, s.n_mod_since_analyze, greatest(c.reltuples, 0)"
+                            " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+                            " WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)"
+                        ),
+                        {"tables": list(tables)},
+                    )
+                    if changed > ANALYZE_BASE + ANALYZE_SCALE * rows
+                ]
+                if stale:
+                    quote = self.engine.dialect.identifier_preparer.quote
+                    connection.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {', '.join(quote(t) for t in sorted(stale))}")
+                return sorted(stale)
+        except DBAPIError as exc:
+            self._statistics_failed = True
+            log.warning("not refreshing the state tables' statistics: %s", " ".join(str(exc.orig or exc).split()))
+            return []
 
     def dispose(self) -> None:
         self.engine.dispose()
