@@ -86,14 +86,14 @@ def stage_records(
         # skips most of what it reads, and that check should cost no more than two narrow queries.
         canonical = {
             canonical_id: ext
-            for ext, canonical_id in session.execute(
+            for ext, canonical_id in session.connection().execute(
                 select(Link.external_id, Link.canonical_id).where(
                     Link.system == system, Link.object == object, Link.entity == entity, Link.external_id.in_(ids)
                 )
             )
         }
         if canonical:
-            for canonical_id, modified in session.execute(
+            for canonical_id, modified in session.connection().execute(
                 select(Snapshot.canonical_id, Snapshot.source_modified_at).where(
                     Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
                 )

@@ -71,7 +71,7 @@ def _create_context(session, entity: str, cids: list[str]) -> dict[str, dict[str
     out: dict[str, dict[str, Any]] = {}
     for part in rec.chunks(cids):
         # Plain rows: the values are only read, ORM objects would cost more than the query.
-        for cid, values in session.execute(
+        for cid, values in session.connection().execute(
             select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(part))
         ):
             out[cid] = dict(values or {})

@@ -138,7 +138,7 @@ class BatchCache:
         started = [c.staged_at for items in groups.values() for c, v in items if v is not None and c.staged_at]
         if not started:
             return
-        for cid, system, values, done_at in self.session.execute(
+        for cid, system, values, done_at in self.session.connection().execute(
             select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.done_at).where(
                 OutboxWrite.entity == self.entity, OutboxWrite.canonical_id.in_(list(groups)),
                 rec.unindexed(OutboxWrite.status) == "done", OutboxWrite.done_at >= min(started),
@@ -255,12 +255,12 @@ def reconcile_batch(
             outcome.touched += 1
             done.extend(change for change, _ in items)
         if cache.rekey:
-            rec.replace_match_keys_many(session, entity, specs, cache.rekey)
+            rec.replace_match_keys_many(session, entity, specs, cache.rekey, new=cache.new_records)
         # Reconciled: the staged rows go in one statement (the ORM would delete them one by one), on the
         # table itself: the ORM's bulk delete would look for each id among every object of the session.
         table = StagedChange.__table__
         for part in rec.chunks([change.id for change in done]):
-            session.execute(delete(table).where(table.c.id.in_(part)))
+            session.connection().execute(delete(table).where(table.c.id.in_(part)))
         for change in done:
             session.expunge(change)  # gone from the database: no longer tracked (a dry run keeps its session)
     return outcome

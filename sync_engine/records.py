@@ -7,7 +7,7 @@ import contextlib
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -210,12 +210,15 @@ def audit(
 
 
 def replace_match_keys_many(
-    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]]
+    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]],
+    *, new: Collection[str] = (),
 ) -> None:
-    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT."""
-    ids = list(values_by_id)
+    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT.
+    ``new``: records created in this transaction, which have no keys to delete yet."""
+    ids = [cid for cid in values_by_id if cid not in new]
+    keys = MatchKey.__table__
     for part in chunks(ids):
-        session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part)))
+        session.connection().execute(delete(keys).where(keys.c.entity == entity, keys.c.canonical_id.in_(part)))
     rows = [
         {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid}
         for cid, values in values_by_id.items()
@@ -297,7 +300,7 @@ class MatchIndex:
         ids: set[str] = set()
         for field, values in by_field.items():
             for part in chunks(sorted(values)):
-                for value, cid in self.session.execute(
+                for value, cid in self.session.connection().execute(
                     select(MatchKey.value, MatchKey.canonical_id)
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
                 ):
@@ -312,7 +315,7 @@ class MatchIndex:
             for i, (field, prefix) in enumerate(padded):
                 params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
             found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for k, value, cid in self.session.execute(_similar_names_sql(), params):
+            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params):
                 found[k].append((value, cid))
                 ids.add(cid)
             for i, (field, prefix) in enumerate(part):
@@ -320,11 +323,11 @@ class MatchIndex:
                 made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
-            for cid, field, value in self.session.execute(
+            for cid, field, value in self.session.connection().execute(
                 _keys_of_records_sql(self.session.get_bind().dialect.name), {"entity": entity, "ids": part}
             ):
                 self.keys[cid][field] = value
-            for cid, system in self.session.execute(
+            for cid, system in self.session.connection().execute(
                 # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
                 # one whose copy there was deleted cannot take another record of that system without a person.
                 select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))
