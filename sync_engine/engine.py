@@ -25,6 +25,7 @@ from . import derive
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
+from . import records as rec
 from .records import dead_letter
 from .reconcile import readable_systems, reconcile_batch
 from .runtime import Runtime
@@ -241,7 +242,8 @@ class SyncEngine:
                 self.rt.store.refresh_statistics()
                 with uow.tx() as session:
                     query = (
-                        select(StagedChange)
+                        # Plain rows (no ORM objects): what reconcile_batch changes in them it writes back itself.
+                        select(*StagedChange.__table__.columns)
                         .where(
                             StagedChange.entity == entity,
                             StagedChange.status == "pending",
@@ -253,7 +255,7 @@ class SyncEngine:
                     )
                     if session.get_bind().dialect.name == "postgresql":
                         query = query.with_for_update(skip_locked=True)
-                    batch = list(session.scalars(query))
+                    batch = rec.load_rows(session, query)
                     if not batch:
                         break
                     last_id = batch[-1].id

@@ -203,6 +203,8 @@ def reconcile_batch(
             cache.matcher.prefetch(wanted)
         #: (canonical id, system) of the links this batch made to records that existed before it
         matched_existing: set[tuple[str, str]] = set()
+        #: staged changes with nothing left to do (dead-lettered, never synced and deleted)
+        dropped: list[StagedChange] = []
         for change in batch:
             mapper = rt.mappings.mapper(entity, change.system)
             link = cache.links_by_ext.get((change.system, change.object, change.external_id))
@@ -210,7 +212,7 @@ def reconcile_batch(
                 if link is not None and link.status == LinkStatus.ACTIVE:
                     groups[link.canonical_id].append((change, None))
                 else:
-                    session.delete(change)  # never synced, or already gone: nothing to do
+                    dropped.append(change)  # never synced, or already gone: nothing to do
                 continue
             try:
                 values = mapped[id(change)] if id(change) in mapped else mapper.to_canonical(change.data, resolver)
@@ -222,10 +224,10 @@ def reconcile_batch(
                     payload={"record": change.data, "error": exc.as_dict()}, attempts=change.attempts + 1, run_id=run_id,
                 )
                 report.count(change.system, "dead_letters")
-                session.delete(change)
+                dropped.append(change)
                 continue
             except UnresolvedReference as exc:
-                _defer(rt, session, report, flow_name, change, str(exc), run_id)
+                _defer(rt, session, report, flow_name, change, str(exc), run_id, dropped)
                 outcome.missing.extend(m for m in exc.missing if m.direction == "read")
                 continue
 
@@ -256,13 +258,13 @@ def reconcile_batch(
             done.extend(change for change, _ in items)
         if cache.rekey:
             rec.replace_match_keys_many(session, entity, specs, cache.rekey, new=cache.new_records)
-        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one), on the
-        # table itself: the ORM's bulk delete would look for each id among every object of the session.
+        # The batch's staged rows are plain rows (see SyncEngine._reconcile_all): reconciled or dropped ones
+        # go in one statement, the others (deferred, waiting for review) are written back.
         table = StagedChange.__table__
-        for part in rec.chunks([change.id for change in done]):
+        gone = {id(change) for change in [*done, *dropped]}
+        rec.save_rows(session, StagedChange, [c for c in batch if id(c) not in gone], ["status", "reason", "attempts"])
+        for part in rec.chunks([change.id for change in [*done, *dropped]]):
             session.connection().execute(delete(table).where(table.c.id.in_(part)))
-        for change in done:
-            session.expunge(change)  # gone from the database: no longer tracked (a dry run keeps its session)
     return outcome
 
 
@@ -284,7 +286,10 @@ def _supersede_creates(session: Session, entity: str, linked: set[tuple[str, str
             row.status = "superseded"
 
 
-def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id) -> None:
+def _defer(
+    rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id,
+    dropped: list[StagedChange],
+) -> None:
     change.reason = reason
     if report.kind == "webhook" or change.id in report.deferrals_counted:
         # Every pass retries a deferred record (its parent may have just arrived), but only a scheduled
@@ -304,7 +309,7 @@ def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change
             attempts=change.attempts, run_id=run_id,
         )
         report.count(change.system, "dead_letters")
-        session.delete(change)
+        dropped.append(change)
     else:
         change.status = "deferred"
         report.count(change.system, "deferred")
