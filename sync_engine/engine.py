@@ -22,10 +22,10 @@ from connectors.ratelimit import URGENT, priority
 from mapping.references import MissingLink
 
 from . import derive
+from . import records as rec
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
-from . import records as rec
 from .records import dead_letter
 from .reconcile import readable_systems, reconcile_batch
 from .runtime import Runtime
