@@ -157,8 +157,10 @@ def unavailable_on_connect_error(url: URL) -> Iterator[None]:
 
 #: Tables the engine reads by lists of keys (``IN (…)`` of a batch's ids): their plans need statistics.
 ANALYZED_TABLES = ("records", "links", "snapshots", "match_keys", "outbox", "staged_changes", "audit_events")
-#: Stale as autovacuum's defaults judge it: more rows changed since the last ANALYZE than 50 + 10 %.
-ANALYZE_BASE, ANALYZE_SCALE = 50, 0.1
+#: Stale: at least ANALYZE_MIN_ROWS rows and more than ANALYZE_GROWTH times the rows the last ANALYZE
+#: counted (or never analysed). Growth, not changes: a table of steady size (webhook updates, staged rows
+#: coming and going) keeps its plans; one that doubled during a first sync needs new ones.
+ANALYZE_MIN_ROWS, ANALYZE_GROWTH = 1000, 2.0
 #: Seconds between two looks at the statistics (one cheap query) from one process.
 ANALYZE_EVERY_S = 2.0
 
@@ -225,7 +227,8 @@ class StateStore:
         A first sync fills empty tables with many thousand rows within minutes. Until they are
         analysed (autovacuum may be late, or off), the planner takes them for nearly empty and
         answers a batch's ``IN (…)`` list by walking the whole table for the index's first columns:
-        every batch then costs more than the one before. Checked at most every ANALYZE_EVERY_S
+        every batch then costs more than the one before. A table is analysed again each time it has
+        doubled (ANALYZE_GROWTH), so a first sync of N records analyses each about log2(N / 1000) times. Checked at most every ANALYZE_EVERY_S
         seconds; ``SKIP_LOCKED``: never waits for another process analysing the same table.
         Failures (say, not the tables' owner) are logged once and turn this off: only speed is lost.
         """
@@ -236,15 +239,15 @@ class StateStore:
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 stale = [
-                    name for name, changed, rows in connection.execute(
+                    name for name, live, counted in connection.execute(
                         text(
-                            "SELECT s.relname, s.n_mod_since_analyze, greatest(c.reltuples, 0)"
+                            "SELECT s.relname, s.n_live_tup, greatest(c.reltuples, 0)"
                             " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
                             " WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)"
                         ),
                         {"tables": list(tables)},
                     )
-                    if changed > ANALYZE_BASE + ANALYZE_SCALE * rows
+                    if live >= ANALYZE_MIN_ROWS and live > ANALYZE_GROWTH * counted
                 ]
                 if stale:
                     quote = self.engine.dialect.identifier_preparer.quote
