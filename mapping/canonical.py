@@ -423,10 +423,18 @@ def to_model(entity: str, values: Mapping[str, Any], **meta: Any) -> BaseModel:
     return entity_info(entity).model.model_validate({**from_jsonable(entity, values), **meta})
 
 
+#: Types whose comparison form is the value itself, unless the field is a decimal or a datetime
+#: (or, for a string of a field not in the model, the string looks like a decimal number).
+_PLAIN = frozenset({str, int, bool, float})
+
+
 def _normal(value: Any, spec: CanonicalField | None) -> Any:
     """The comparison form: numbers by value, datetimes as one instant, nested records too."""
     if value is None:
         return None
+    kind = type(value)
+    if kind in _PLAIN and (spec.type not in ("decimal", "datetime") if spec is not None else kind is not str):
+        return value  # the common case, without the checks below
     if isinstance(value, Decimal) or (spec is not None and spec.type == "decimal"):
         try:
             number = value if isinstance(value, Decimal) else Decimal(str(value))
@@ -482,9 +490,13 @@ def canonical_field_equal(field: str, a: Any, b: Any, entity: str | None = None)
     return _normal(a, spec) == _normal(b, spec)
 
 
+#: json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":")), without a new encoder per call
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_hash(values: Mapping[str, Any], entity: str | None = None) -> str:
     """Stable SHA-256 of canonical values: key order, decimal scale and null keys do not matter."""
-    payload = json.dumps(normalized(values, entity), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    payload = _HASH_ENCODER.encode(normalized(values, entity))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -22,6 +22,7 @@ from connectors.ratelimit import URGENT, priority
 from mapping.references import MissingLink
 
 from . import derive
+from . import records as rec
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
 from .push import push_pending, recover_in_doubt
@@ -237,9 +238,12 @@ class SyncEngine:
             missing: list[MissingLink] = []
             last_id = 0
             while True:
+                # A first sync grows the state tables fast: their query plans need fresh statistics.
+                self.rt.store.refresh_statistics()
                 with uow.tx() as session:
                     query = (
-                        select(StagedChange)
+                        # Plain rows (no ORM objects): what reconcile_batch changes in them it writes back itself.
+                        select(*StagedChange.__table__.columns)
                         .where(
                             StagedChange.entity == entity,
                             StagedChange.status == "pending",
@@ -251,7 +255,7 @@ class SyncEngine:
                     )
                     if session.get_bind().dialect.name == "postgresql":
                         query = query.with_for_update(skip_locked=True)
-                    batch = list(session.scalars(query))
+                    batch = rec.load_rows(session, query)
                     if not batch:
                         break
                     last_id = batch[-1].id

@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import PullRequest, SourceRecord
 
 from .context import Report, UnitOfWork
 from .runtime import Runtime
+from .state import bulk
 from .state.models import Cursor, Link, Snapshot
 from .state.models.pipeline import StagedChange
 from .state.types import utc_now
@@ -85,14 +86,14 @@ def stage_records(
         # skips most of what it reads, and that check should cost no more than two narrow queries.
         canonical = {
             canonical_id: ext
-            for ext, canonical_id in session.execute(
+            for ext, canonical_id in session.connection().execute(
                 select(Link.external_id, Link.canonical_id).where(
                     Link.system == system, Link.object == object, Link.entity == entity, Link.external_id.in_(ids)
                 )
             )
         }
         if canonical:
-            for canonical_id, modified in session.execute(
+            for canonical_id, modified in session.connection().execute(
                 select(Snapshot.canonical_id, Snapshot.source_modified_at).where(
                     Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
                 )
@@ -162,7 +163,7 @@ def stage_records(
             }
         staged += 1
     if new_rows:
-        session.execute(insert(StagedChange.__table__), list(new_rows.values()))
+        bulk.insert_rows(session, StagedChange.__table__, list(new_rows.values()))
     return staged, skipped
 
 

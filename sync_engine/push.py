@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Outbox rows sent per round: bounded memory however many writes a first sync decides.
 PUSH_CHUNK = 2000
 
+#: The outbox columns sending reads and writes back (not ``created_at``: never looked at here).
+_OUTBOX_COLUMNS = [c for c in OutboxWrite.__table__.columns if c.name != "created_at"]
+
 
 async def push_pending(
     rt: Runtime,
@@ -68,7 +71,7 @@ def _create_context(session, entity: str, cids: list[str]) -> dict[str, dict[str
     out: dict[str, dict[str, Any]] = {}
     for part in rec.chunks(cids):
         # Plain rows: the values are only read, ORM objects would cost more than the query.
-        for cid, values in session.execute(
+        for cid, values in session.connection().execute(
             select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(part))
         ):
             out[cid] = dict(values or {})
@@ -84,7 +87,7 @@ async def _push_chunk(
     Walking by id means a write put back for later (an outage) is not retried in the same call."""
     plans: dict[str, list[tuple[int, WriteOp]]] = defaultdict(list)
     with uow.tx() as session:
-        query = select(OutboxWrite.__table__).where(
+        query = select(*_OUTBOX_COLUMNS).where(
             OutboxWrite.entity == entity, OutboxWrite.status == "pending", OutboxWrite.id > after
         )
         if ids is not None:
@@ -331,12 +334,14 @@ class _ApplyCache:
         self.rows: dict[int, rec.NewRow] = {}
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         self.links: dict[tuple[str, str], Link] = {}
+        #: canonical ids of the created records that are deleted (read for the creates only)
+        self.deleted: set[str] = set()
 
     @classmethod
     def load(cls, session, entity: str, system: str, row_ids: list[int]) -> "_ApplyCache":
         cache = cls()
         cache.rows = {
-            r.id: r for r in rec.load_rows(session, select(OutboxWrite.__table__).where(OutboxWrite.id.in_(row_ids)))
+            r.id: r for r in rec.load_rows(session, select(*_OUTBOX_COLUMNS).where(OutboxWrite.id.in_(row_ids)))
         }
         cids = list({r.canonical_id for r in cache.rows.values()})
         for snap in session.scalars(select(Snapshot).where(
@@ -347,6 +352,11 @@ class _ApplyCache:
             Link.entity == entity, Link.system == system, Link.canonical_id.in_(cids)
         )):
             cache.links[(link.canonical_id, system)] = link
+        created = list({r.canonical_id for r in cache.rows.values() if r.action == "create"})
+        for part in rec.chunks(created):
+            cache.deleted.update(session.scalars(select(Record.canonical_id).where(
+                Record.entity == entity, Record.canonical_id.in_(part), Record.deleted.is_(True)
+            )))
         return cache
 
     def save(self, session) -> None:
@@ -392,8 +402,7 @@ def _apply(
                 session.add(link)
             cache.links[key] = link
         row.external_id = str(result.external_id)
-        record = session.get(Record, (entity, row.canonical_id))
-        if record is not None and record.deleted and link.status == LinkStatus.ACTIVE:
+        if row.canonical_id in cache.deleted and link.status == LinkStatus.ACTIVE:
             # Deleted elsewhere while this create was in flight or in doubt (its delete could not name
             # this copy yet): the copy goes too, or the delete is lost here.
             rec.queue_write(session, entity=entity, canonical_id=row.canonical_id, system=row.system,

@@ -138,7 +138,7 @@ class BatchCache:
         started = [c.staged_at for items in groups.values() for c, v in items if v is not None and c.staged_at]
         if not started:
             return
-        for cid, system, values, done_at in self.session.execute(
+        for cid, system, values, done_at in self.session.connection().execute(
             select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.done_at).where(
                 OutboxWrite.entity == self.entity, OutboxWrite.canonical_id.in_(list(groups)),
                 rec.unindexed(OutboxWrite.status) == "done", OutboxWrite.done_at >= min(started),
@@ -213,6 +213,10 @@ def reconcile_batch(
         cache.matcher = rec.MatchIndex(session, entity, specs)
         if wanted:
             cache.matcher.prefetch(wanted)
+        #: (canonical id, system) of the links this batch made to records that existed before it
+        matched_existing: set[tuple[str, str]] = set()
+        #: staged changes with nothing left to do (dead-lettered, never synced and deleted)
+        dropped: list[StagedChange] = []
         for change in batch:
             mapper = rt.mappings.mapper(entity, change.system)
             link = cache.links_by_ext.get((change.system, change.object, change.external_id))
@@ -220,7 +224,7 @@ def reconcile_batch(
                 if link is not None and link.status == LinkStatus.ACTIVE:
                     groups[link.canonical_id].append((change, None))
                 else:
-                    session.delete(change)  # never synced, or already gone: nothing to do
+                    dropped.append(change)  # never synced, or already gone: nothing to do
                 continue
             try:
                 values = mapped[id(change)] if id(change) in mapped else mapper.to_canonical(change.data, resolver)
@@ -232,10 +236,10 @@ def reconcile_batch(
                     payload={"record": change.data, "error": exc.as_dict()}, attempts=change.attempts + 1, run_id=run_id,
                 )
                 report.count(change.system, "dead_letters")
-                session.delete(change)
+                dropped.append(change)
                 continue
             except UnresolvedReference as exc:
-                _defer(rt, session, report, flow_name, change, str(exc), run_id)
+                _defer(rt, session, report, flow_name, change, str(exc), run_id, dropped)
                 outcome.missing.extend(m for m in exc.missing if m.direction == "read")
                 continue
 
@@ -247,41 +251,57 @@ def reconcile_batch(
                                       external_id=change.external_id, status=LinkStatus.ACTIVE)
                 resolver.remember(entity, cid, change.system, change.external_id)
                 # A create of this record in this system, decided but not sent, is moot now
-                # (a record made by this batch has no writes yet).
+                # (a record made by this batch has no writes yet): looked up for the whole batch below.
                 if cid not in cache.new_records:
-                    for row in session.scalars(select(OutboxWrite).where(
-                        OutboxWrite.entity == entity, OutboxWrite.canonical_id == cid,
-                        OutboxWrite.system == change.system,
-                        OutboxWrite.action == "create", rec.unindexed(OutboxWrite.status).in_(("pending", "deferred", "sent")),
-                    )):
-                        if row.status == "sent":
-                            # Our create in doubt: this is most likely the record it made. What we sent is
-                            # what it held then, so only the fields a user changed since count as its edits
-                            # (not first-sight disagreements the policy would settle against the user).
-                            cache.sent[(cid, change.system)] = dict(row.values or {})
-                        row.status = "superseded"
+                    matched_existing.add((cid, change.system))
             elif link.status != LinkStatus.ACTIVE:
                 link.status = LinkStatus.ACTIVE  # the system says it exists again (restored from the recycle bin)
             groups[link.canonical_id].append((change, values))
 
+        _supersede_creates(session, entity, matched_existing, cache)
         session.flush()
         cache.load_records(list(groups))
         cache.key_fields = {s.field for s in specs}
-        done: list[int] = []
+        done: list[StagedChange] = []
         cache.load_late_writes(groups)
         for cid, items in groups.items():
             _reconcile_record(rt, session, report, flow_name, cid, items, run_id, equal, cache)
             outcome.touched += 1
-            done.extend(change.id for change, _ in items)
+            done.extend(change for change, _ in items)
         if cache.rekey:
-            rec.replace_match_keys_many(session, entity, specs, cache.rekey)
-        # Reconciled: the staged rows go in one statement (the ORM would delete them one by one).
-        for part in rec.chunks(done):
-            session.execute(delete(StagedChange).where(StagedChange.id.in_(part)))
+            rec.replace_match_keys_many(session, entity, specs, cache.rekey, new=cache.new_records)
+        # The batch's staged rows are plain rows (see SyncEngine._reconcile_all): reconciled or dropped ones
+        # go in one statement, the others (deferred, waiting for review) are written back.
+        table = StagedChange.__table__
+        gone = {id(change) for change in [*done, *dropped]}
+        rec.save_rows(session, StagedChange, [c for c in batch if id(c) not in gone], ["status", "reason", "attempts"])
+        for part in rec.chunks([change.id for change in [*done, *dropped]]):
+            session.connection().execute(delete(table).where(table.c.id.in_(part)))
     return outcome
 
 
-def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id) -> None:
+def _supersede_creates(session: Session, entity: str, linked: set[tuple[str, str]], cache: BatchCache) -> None:
+    """Creates into a system, decided but not sent, of records this batch just linked there: moot now."""
+    cids = sorted({cid for cid, _ in linked})
+    for part in rec.chunks(cids):
+        for row in session.scalars(select(OutboxWrite).where(
+            OutboxWrite.entity == entity, OutboxWrite.canonical_id.in_(part),
+            OutboxWrite.action == "create", rec.unindexed(OutboxWrite.status).in_(("pending", "deferred", "sent")),
+        )):
+            if (row.canonical_id, row.system) not in linked:
+                continue
+            if row.status == "sent":
+                # Our create in doubt: this is most likely the record it made. What we sent is
+                # what it held then, so only the fields a user changed since count as its edits
+                # (not first-sight disagreements the policy would settle against the user).
+                cache.sent[(row.canonical_id, row.system)] = dict(row.values or {})
+            row.status = "superseded"
+
+
+def _defer(
+    rt: Runtime, session: Session, report: Report, flow_name: str, change: StagedChange, reason: str, run_id,
+    dropped: list[StagedChange],
+) -> None:
     change.reason = reason
     if report.kind == "webhook" or change.id in report.deferrals_counted:
         # Every pass retries a deferred record (its parent may have just arrived), but only a scheduled
@@ -301,7 +321,7 @@ def _defer(rt: Runtime, session: Session, report: Report, flow_name: str, change
             attempts=change.attempts, run_id=run_id,
         )
         report.count(change.system, "dead_letters")
-        session.delete(change)
+        dropped.append(change)
     else:
         change.status = "deferred"
         report.count(change.system, "deferred")
@@ -559,11 +579,12 @@ def _plan_flow_writes(
     entity = flow.entity
     cid = record.canonical_id
     create_in = set(flow.create_in or flow.systems)
+    values = record.values
     for target in write_targets(rt, flow_name):
         if target in planned:
             continue  # an earlier flow of the entity planned its writes there already
         mapper = rt.mappings.mapper(entity, target)
-        desired = {f: record.values[f] for f in mapper.write_fields if f in record.values and f not in held}
+        desired = {f: values[f] for f in mapper.write_fields if f in values and f not in held}
         link = links.get(target)
         if link is not None and link.status == LinkStatus.ACTIVE:
             planned.add(target)

@@ -7,11 +7,11 @@ import contextlib
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, bindparam, delete, insert, select, text
+from sqlalchemy import TextClause, bindparam, delete, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,6 +21,7 @@ from mapping.canonical import canonical_field_equal
 
 from .matching import Candidate, KeySpec, keys_of, weak_fields
 from .merge import values_equal
+from .state import bulk
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
 from .state.models.pipeline import MatchKey, OutboxWrite
@@ -128,16 +129,15 @@ class NewRow:
 def load_rows(session: Session, query: Any) -> list[NewRow]:
     """The rows of a Core query as plain mutable rows: for batches that read many rows and change
     a few columns (:func:`save_rows` writes them back), without an ORM object each."""
-    return [NewRow(dict(m)) for m in session.execute(query).mappings()]
+    # On the session's connection: a Core query needs none of the ORM's result handling.
+    result = session.connection().execute(query)
+    keys = list(result.keys())
+    return [NewRow(dict(zip(keys, row))) for row in result]
 
 
 def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
     """Write ``columns`` of ``rows`` back by id: one executemany UPDATE."""
-    if not rows:
-        return
-    table = model.__table__
-    statement = table.update().where(table.c.id == bindparam("_id")).values({c: bindparam(f"_{c}") for c in columns})
-    session.execute(statement, [{"_id": r.id, **{f"_{c}": r.fields.get(c) for c in columns}} for r in rows])
+    bulk.update_rows(session, model.__table__, "id", columns, [r.fields for r in rows])
 
 
 class Buffer:
@@ -151,8 +151,7 @@ class Buffer:
 
     def write(self, session: Session) -> None:
         for model, rows in self.rows.items():
-            if rows:
-                session.execute(insert(model.__table__), rows)
+            bulk.insert_rows(session, model.__table__, rows)
 
 
 def buffer_of(session: Session) -> Buffer | None:
@@ -211,19 +210,21 @@ def audit(
 
 
 def replace_match_keys_many(
-    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]]
+    session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]],
+    *, new: Collection[str] = (),
 ) -> None:
-    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT."""
-    ids = list(values_by_id)
+    """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT.
+    ``new``: records created in this transaction, which have no keys to delete yet."""
+    ids = [cid for cid in values_by_id if cid not in new]
+    keys = MatchKey.__table__
     for part in chunks(ids):
-        session.execute(delete(MatchKey).where(MatchKey.entity == entity, MatchKey.canonical_id.in_(part)))
+        session.connection().execute(delete(keys).where(keys.c.entity == entity, keys.c.canonical_id.in_(part)))
     rows = [
         {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid}
         for cid, values in values_by_id.items()
         for field, key in keys_of(specs, values).items()
     ]
-    if rows:
-        session.execute(MatchKey.__table__.insert(), rows)
+    bulk.insert_rows(session, MatchKey.__table__, rows)
 
 
 #: Ids per ``IN (…)`` list: well under every database's limit on bound parameters.
@@ -299,7 +300,7 @@ class MatchIndex:
         ids: set[str] = set()
         for field, values in by_field.items():
             for part in chunks(sorted(values)):
-                for value, cid in self.session.execute(
+                for value, cid in self.session.connection().execute(
                     select(MatchKey.value, MatchKey.canonical_id)
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
                 ):
@@ -314,7 +315,7 @@ class MatchIndex:
             for i, (field, prefix) in enumerate(padded):
                 params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
             found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for k, value, cid in self.session.execute(_similar_names_sql(), params):
+            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params):
                 found[k].append((value, cid))
                 ids.add(cid)
             for i, (field, prefix) in enumerate(part):
@@ -322,11 +323,11 @@ class MatchIndex:
                 made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
-            for cid, field, value in self.session.execute(
+            for cid, field, value in self.session.connection().execute(
                 _keys_of_records_sql(self.session.get_bind().dialect.name), {"entity": entity, "ids": part}
             ):
                 self.keys[cid][field] = value
-            for cid, system in self.session.execute(
+            for cid, system in self.session.connection().execute(
                 # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
                 # one whose copy there was deleted cannot take another record of that system without a person.
                 select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))

@@ -10,8 +10,10 @@ are rewritten to ``postgresql+psycopg://``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +26,8 @@ from sqlalchemy.pool import StaticPool
 
 from .errors import StateStoreConfigError, StateStoreUnavailable
 from .types import dumps_json, loads_json
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///crmsync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -151,6 +155,16 @@ def unavailable_on_connect_error(url: URL) -> Iterator[None]:
         raise StateStoreUnavailable(describe_connect_error(url, exc)) from None
 
 
+#: Tables the engine reads by lists of keys (``IN (…)`` of a batch's ids): their plans need statistics.
+ANALYZED_TABLES = ("records", "links", "snapshots", "match_keys", "outbox", "staged_changes", "audit_events")
+#: Stale: at least ANALYZE_MIN_ROWS rows and more than ANALYZE_GROWTH times the rows the last ANALYZE
+#: counted (or never analysed). Growth, not changes: a table of steady size (webhook updates, staged rows
+#: coming and going) keeps its plans; one that doubled during a first sync needs new ones.
+ANALYZE_MIN_ROWS, ANALYZE_GROWTH = 1000, 2.0
+#: Seconds between two looks at the statistics (one cheap query) from one process.
+ANALYZE_EVERY_S = 2.0
+
+
 class StateStore:
     """The state database: an engine plus read and write transactions.
 
@@ -166,6 +180,8 @@ class StateStore:
         self.dialect: str = engine.dialect.name
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = sessionmaker(bind=engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._statistics_checked = -ANALYZE_EVERY_S
+        self._statistics_failed = False
 
     @classmethod
     def open(cls, url: str | URL = DEFAULT_URL, *, check: bool = True, **engine_kwargs: Any) -> StateStore:
@@ -204,6 +220,43 @@ class StateStore:
     def session(self, *, write: bool = False) -> Session:
         """A plain Session for callers managing their own transaction (remember ``write=True`` on SQLite)."""
         return (self._writer if write else self._reader)()
+
+    def refresh_statistics(self, tables: tuple[str, ...] = ANALYZED_TABLES) -> list[str]:
+        """PostgreSQL: ANALYZE the state tables whose statistics are missing or stale; the names analysed.
+
+        A first sync fills empty tables with many thousand rows within minutes. Until they are
+        analysed (autovacuum may be late, or off), the planner takes them for nearly empty and
+        answers a batch's ``IN (…)`` list by walking the whole table for the index's first columns:
+        every batch then costs more than the one before. A table is analysed again each time it has
+        doubled (ANALYZE_GROWTH), so a first sync of N records analyses each about log2(N / 1000) times. Checked at most every ANALYZE_EVERY_S
+        seconds; ``SKIP_LOCKED``: never waits for another process analysing the same table.
+        Failures (say, not the tables' owner) are logged once and turn this off: only speed is lost.
+        """
+        now = time.monotonic()
+        if not self.is_postgres or self._statistics_failed or now - self._statistics_checked < ANALYZE_EVERY_S:
+            return []
+        self._statistics_checked = now
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                stale = [
+                    name for name, live, counted in connection.execute(
+                        text(
+                            "SELECT s.relname, s.n_live_tup, greatest(c.reltuples, 0)"
+                            " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+                            " WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)"
+                        ),
+                        {"tables": list(tables)},
+                    )
+                    if live >= ANALYZE_MIN_ROWS and live > ANALYZE_GROWTH * counted
+                ]
+                if stale:
+                    quote = self.engine.dialect.identifier_preparer.quote
+                    connection.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {', '.join(quote(t) for t in sorted(stale))}")
+                return sorted(stale)
+        except DBAPIError as exc:
+            self._statistics_failed = True
+            log.warning("not refreshing the state tables' statistics: %s", " ".join(str(exc.orig or exc).split()))
+            return []
 
     def dispose(self) -> None:
         self.engine.dispose()

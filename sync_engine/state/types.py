@@ -79,8 +79,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"value of type {type(value).__name__} cannot be stored as JSON")
 
 
+#: what json.dumps(ensure_ascii=False, default=_json_default) builds on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+
+
 def dumps_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return _ENCODER.encode(value)
 
 
 def loads_json(text: str) -> Any:
