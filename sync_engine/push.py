@@ -11,7 +11,6 @@ message; the rest of the batch carries on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -19,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from connectors.base import PullRequest, WriteOp, WriteResult
+from connectors.base import WITHDRAWN, PullRequest, WriteOp, WriteResult
 from connectors.errors import ConnectorError, QuotaExhausted, RateLimited, TransientError
-from connectors.http import single_attempt
+from connectors.http import retried, single_attempt
 from mapping.canonical import canonical_hash
 from mapping.compiler import CANONICAL_ID_FIELD
 from mapping.errors import MappingError
@@ -143,16 +142,14 @@ async def _push_chunk(
 
     async def send(system: str, planned: list[tuple[int, WriteOp]]) -> None:
         if not dry_run:
-            planned = await _without_overwrites(rt, uow, report, entity, system, planned, by_id, run_id)
-            if not planned:
-                return
             with uow.tx() as session:
-                # Sent from now, not from when the rows were claimed: the re-read above may have taken a
-                # while, and a create "sent" longer ago than recovery waits is looked for, not found (not
+                # Sent from now, not from when the rows were claimed: the wait for a slot may have been
+                # long, and a create "sent" longer ago than recovery waits is looked for, not found (not
                 # sent yet) and sent once more by another worker — a twin.
                 session.execute(update(OutboxWrite).where(OutboxWrite.id.in_([row_id for row_id, _ in planned]))
                                 .values(sent_at=utc_now()))
         ops = [op for _, op in planned]
+        connector = rt.connector(system)
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
             results = [
@@ -161,17 +158,32 @@ async def _push_chunk(
             ]
         else:
             results = []
+            row_of = {op.key: row_id for row_id, op in planned}
+
+            async def check(updates) -> set[str]:
+                # The connector's last moment before the call: the target is read once more (see
+                # _without_overwrites); the updates that would overwrite an edit are withdrawn.
+                asked = [(row_of[op.key], op) for op in updates]
+                kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, by_id, run_id)}
+                return {op.key for _, op in asked if op.key not in kept}
+
             for start, end, updates in _runs_of_updates(ops):
                 try:
-                    # An update was checked against the target just now (_without_overwrites): replayed
-                    # after a backoff it could overwrite a user's edit made meanwhile. It fails back to
-                    # the outbox instead, and is read again before it is sent again.
-                    with single_attempt() if updates else contextlib.nullcontext():
-                        results.extend(await rt.connector(system).push(object, ops[start:end]))
+                    # An update is checked against the target right before its call: replayed after a
+                    # backoff it could overwrite a user's edit made meanwhile. It fails back to the outbox
+                    # instead, and is checked again before it is sent again.
+                    if updates:
+                        with single_attempt():
+                            results.extend(await connector.push_checked(object, ops[start:end], check))
+                    else:
+                        results.extend(await connector.push(object, ops[start:end]))
                 except ConnectorError as exc:
                     _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned[start:]], exc)
                     planned = planned[:start]
                     break
+            # Withdrawn by the check: already put back (superseded, staged, or pending again) there.
+            kept = [(p, r) for p, r in zip(planned, results, strict=True) if r.code != WITHDRAWN]
+            planned, results = [p for p, _ in kept], [r for _, r in kept]
             if not planned:
                 return
         # No await inside: this transaction never interleaves with another system's.
@@ -212,8 +224,10 @@ async def _without_overwrites(
     mapper = rt.mappings.mapper(entity, system)
     fetched_at = utc_now()
     try:
-        records = await rt.connector(system).fetch(mapper.object, sorted({op.external_id for _, op in updates}),
-                                                    mapper.system_fields())
+        # A read: retried after a transient failure even right before a write that is not (single_attempt).
+        with retried():
+            records = await rt.connector(system).fetch(mapper.object, sorted({op.external_id for _, op in updates}),
+                                                        mapper.system_fields())
     except ConnectorError as exc:
         # Not knowing what the target holds now, writing could overwrite an edit: the updates wait.
         _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)

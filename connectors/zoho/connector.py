@@ -17,6 +17,7 @@ from connectors.base import (
     Page,
     PullRequest,
     SourceRecord,
+    WriteCheck,
     WriteOp,
     WriteResult,
 )
@@ -77,6 +78,9 @@ class ZohoConnector(Connector):
     # -- writing -------------------------------------------------------
     async def push(self, object: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return await self.pusher.push(object, ops)
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        return await self.pusher.push(object, ops, check)
 
     # -- discovery -----------------------------------------------------
     async def list_objects(self) -> list[ObjectInfo]:
