@@ -55,6 +55,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.fakedata import FakeData  # noqa: E402
 from connectors.emulation.server import ThreadedServer, free_port  # noqa: E402
 from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
@@ -65,7 +66,6 @@ from connectors.zoho.emulator import (  # noqa: E402
     DEFAULT_REFRESH_TOKEN,
 )
 
-CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 OPS_TOKEN = "chaos-ops-token"
 APL_SECRET = "chaos-apl-secret-0123456789abcdef"
 FX = EmulatorConfig()
@@ -268,32 +268,22 @@ class WebhookChaos:
 
 
 class Serve:
-    """`crmsync serve CONFIG --workers N` as a subprocess; ``kill_worker`` SIGKILLs its worker child."""
+    """`crmsync serve CONFIG --workers N` as a subprocess (the shared CrmsyncProcess helper, in its own
+    process group); ``kill_worker`` SIGKILLs its worker child."""
 
     def __init__(self, config: Path, workers: int, port: int, log: Path) -> None:
         self.config, self.workers, self.port = config, workers, port
-        self.log = log.open("a", encoding="utf-8")
-        self.process: subprocess.Popen | None = None
+        self.process = CrmsyncProcess(["serve", config, "--workers", workers], log=log, append=True, port=port,
+                                      ready_timeout=60, stop_timeout=60, new_session=True)
         self.kills = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen([*CLI, "serve", str(self.config), "--workers", str(self.workers)],
-                                        stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"crmsync serve exited with {self.process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("crmsync serve did not answer /healthz")
+        self.process.start()
 
     def children(self) -> list[int]:
-        assert self.process is not None
+        pid = self.process.pid
         try:
-            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
                 return [int(p) for p in f.read().split()]
         except OSError:
             return []
@@ -317,14 +307,7 @@ class Serve:
         return None
 
     def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        return self.process.stop() or 0
 
 
 # -- the users -------------------------------------------------------------------------------------------
