@@ -217,11 +217,51 @@ async def _without_overwrites(
     """Read the records about to be updated once more, right before writing: a user may have edited
     one of the fields since we last read that system (the APIs offer no conditional write). Such an
     update is not sent — it would overwrite that edit, which no later read could bring back; the
-    record is staged instead, and its next merge weighs the edit against the others by policy."""
+    record is staged instead, and its next merge weighs the edit against the others by policy.
+
+    Every edit landing between that read and the write is lost, so nothing else sits between them:
+    what we hold (snapshots, the records, open reviews) is read before, and after the read an update
+    that is sent costs no query (only a withdrawn one is written down, and a reference resolved)."""
     updates = [(row_id, op) for row_id, op in planned if op.action == "update" and op.external_id]
     if not updates:
         return planned
     mapper = rt.mappings.mapper(entity, system)
+    equal = rec.field_equality(rt.mappings.models[entity])
+    outdated: set[int] = set()
+    with uow.tx() as session:
+        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
+        snapshots = {
+            cid: dict(values or {})
+            for cid, values in session.execute(select(Snapshot.canonical_id, Snapshot.values).where(
+                Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids),
+            ))
+        }
+        canonical = {
+            cid: (dict(values or {}), deleted)
+            for cid, values, deleted in session.execute(
+                select(Record.canonical_id, Record.values, Record.deleted)
+                .where(Record.entity == entity, Record.canonical_id.in_(cids))
+            )
+        }
+        frozen = {
+            (r.canonical_id, (r.details or {}).get("field"))
+            for r in session.scalars(select(Review).where(
+                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
+                Review.entity == entity, Review.canonical_id.in_(cids),
+            ))
+        }
+        for row_id, _ in updates:
+            row = rows[row_id]
+            now, deleted = canonical.get(row.canonical_id, ({}, False))
+            if deleted or any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f]))
+                              for f, v in row.values.items()):
+                # A merge since this write was decided changed the record, deleted it (or a person now
+                # decides a field): that merge planned its own writes; this one would undo it, or fail.
+                outdated.add(row_id)
+                session.get(OutboxWrite, row_id).status = "superseded"
+    updates = [(row_id, op) for row_id, op in updates if row_id not in outdated]
+    if not updates:
+        return [(row_id, op) for row_id, op in planned if row_id not in outdated]
     fetched_at = utc_now()
     try:
         # A read: retried after a transient failure even right before a write that is not (single_attempt).
@@ -231,40 +271,15 @@ async def _without_overwrites(
     except ConnectorError as exc:
         # Not knowing what the target holds now, writing could overwrite an edit: the updates wait.
         _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)
-        held = {row_id for row_id, _ in updates}
+        held = {row_id for row_id, _ in updates} | outdated
         return [(row_id, op) for row_id, op in planned if row_id not in held]
     current = {r.external_id: r for r in records}
-    equal = rec.field_equality(rt.mappings.models[entity])
     edited: dict[int, Any] = {}
     with uow.tx() as session:
-        resolver = LinkResolver(session)
-        cids = list({rows[row_id].canonical_id for row_id, _ in updates})
-        snapshots = {
-            snap.canonical_id: snap
-            for snap in session.scalars(select(Snapshot).where(
-                Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids),
-            ))
-        }
-        canonical = dict(session.execute(
-            select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(cids))
-        ).all())
-        frozen = {
-            (r.canonical_id, (r.details or {}).get("field"))
-            for r in session.scalars(select(Review).where(
-                Review.kind == ReviewKind.CONFLICT, Review.status == ReviewStatus.OPEN,
-                Review.entity == entity, Review.canonical_id.in_(cids),
-            ))
-        }
-        outdated: set[int] = set()
+        resolver = LinkResolver(session)  # queries only for a reference field
         for row_id, op in updates:
             row, record = rows[row_id], current.get(str(op.external_id))
             snapshot = snapshots.get(row.canonical_id)
-            now = canonical.get(row.canonical_id) or {}
-            if any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f])) for f, v in row.values.items()):
-                # A merge since this write was decided changed the record (or a person now decides a field):
-                # that merge planned its own writes; this one would undo it.
-                outdated.add(row_id)
-                continue
             if record is not None and record.deleted:
                 # Deleted there since: the update could only fail (a dead letter); the tombstone,
                 # staged, brings the delete in instead.
@@ -276,11 +291,8 @@ async def _without_overwrites(
                 values = mapper.to_canonical(record.data, resolver)
             except (MappingError, UnresolvedReference):
                 continue
-            if any(f in values and f in snapshot.values and not equal(f, values[f], snapshot.values[f])
-                   for f in row.values):
+            if any(f in values and f in snapshot and not equal(f, values[f], snapshot[f]) for f in row.values):
                 edited[row_id] = record
-        for row_id in outdated:
-            session.get(OutboxWrite, row_id).status = "superseded"
         if edited:
             for row_id in edited:
                 session.get(OutboxWrite, row_id).status = "superseded"

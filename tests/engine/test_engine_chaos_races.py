@@ -203,6 +203,75 @@ async def test_the_read_right_before_an_update_is_retried_though_the_update_is_n
     assert zoho.records("Accounts")[zid]["Phone"] == "0755-fx"
 
 
+async def test_nothing_but_the_comparison_sits_between_the_last_read_and_the_update(engine, systems):
+    """Every edit landing between the check's read of the target and our write is overwritten: under load
+    (bench/chaos.py, load 8) the queries made after that read (snapshots, records, reviews) were enough
+    for a user's edit to land there. They are made before the read; an update sent costs no query after it."""
+    from sqlalchemy import event
+
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    real_fetch, real_push = zoho.fetch, zoho.push
+    since_read: list[str] = []
+    at_write: list[list[str]] = []
+
+    async def fetch(object, ids, fields=()):
+        records = await real_fetch(object, ids, fields)
+        since_read.clear()
+        return records
+
+    async def push(object, ops):
+        if any(op.action == "update" for op in ops):
+            at_write.append(list(since_read))
+        return await real_push(object, ops)
+
+    def count(conn, cursor, statement, *args):
+        since_read.append(statement.split()[0])
+
+    zoho.fetch, zoho.push = fetch, push
+    db = engine.rt.store.engine
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    finally:
+        event.remove(db, "before_cursor_execute", count)
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-fx"
+    assert at_write == [[]]
+
+
+async def test_an_update_waiting_when_the_record_is_deleted_is_not_sent(engine, systems):
+    """An ERP update put off by an outage was still pending when the company was deleted in Fxiaoke. Sent
+    after that delete had reached the ERP (another worker), it failed: a dead letter for a record that is
+    meant to be gone (chaos, seeds 7 and 11). The check drops an update of a record deleted since."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    rid = _company(systems)
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    real_push = erp.push
+
+    async def outage(object, ops):
+        erp.push = real_push
+        raise ConnectorError("erp: 503 service unavailable")
+
+    erp.push = outage
+    zoho.user_update("Accounts", zid, {"Phone": "0755-zoho"})
+    await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid])])
+    with engine.rt.store.read() as session:
+        waiting = session.scalars(select(OutboxWrite).where(OutboxWrite.system == "erp",
+                                                            OutboxWrite.action == "update")).all()
+        assert [w.status for w in waiting] == ["pending"]
+    updates = erp.writes["update"]
+    fx.user_delete("AccountObj", rid)
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid], "delete")])
+    assert erp.records("BD_Customer") == {}
+    assert erp.writes["update"] == updates  # not sent to a record being deleted
+    with engine.rt.store.read() as session:
+        assert session.get(OutboxWrite, waiting[0].id).status == "superseded"
+
+
 async def test_an_older_edit_merged_after_a_newer_one_does_not_win(engine, systems):
     """Fxiaoke's phone edit is older than the ERP's, but is merged after it, while our write of the ERP's
     value into Fxiaoke is still on its way: its change starts from an older value than the base, so it is
