@@ -546,12 +546,18 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
             if row.canonical_id in linked:
                 row.status = "superseded"
                 del rows[row_id]
-        # Where to look from, in the *target's* clock (ours may be skewed from it): where our
-        # last completed read of that object ended. Anything we created since is after it.
+        # Where to look from, in the *target's* clock (ours may be skewed from it): where our last completed
+        # read of that object ended, less as long as these creates have been waiting. Reads since the send
+        # may have moved the cursor past a create that landed and was deleted before we linked it (a tombstone
+        # of a record not linked is nothing to them); looked for from the cursor only, it was not found and
+        # made again, alive (chaos: "deleted in zoho, still in [erp, fx, zoho]"). A watermark is a time the
+        # target has shown already, and a duration does not depend on how our clocks differ: the cursor less
+        # the wait is at or before the send, in the target's clock.
         marks = [
             c.watermark for c in session.scalars(select(Cursor).where(Cursor.system == system, Cursor.object == mapper.object))
         ]
-        since = min(marks) - rt.config.sync.overlap if marks and None not in marks else None
+        waited = utc_now() - min((r.created_at for r in rows.values()), default=utc_now())
+        since = min(marks) - rt.config.sync.overlap - waited if marks and None not in marks else None
     waiting = dict(rows)
     found = 0
     async for page in rt.connector(system).pull(PullRequest(object=mapper.object, fields=mapper.system_fields(), since=since)):

@@ -337,6 +337,34 @@ async def test_a_create_that_landed_and_was_deleted_before_we_read_it_is_not_mad
     assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
 
 
+async def test_a_create_deleted_before_we_read_it_is_found_though_the_cursor_moved_past_the_delete(
+        engine, systems):
+    """As above, but passes read Zoho past the delete before recovery looked (the tombstone of a record
+    not linked yet is nothing to them). Recovery looked from where the last read ended only: the delete
+    was not found, the create was sent again, and the company deleted in Zoho lived on everywhere with a
+    new Zoho copy (chaos, seeds 6 and 8: "deleted in zoho, still in ['erp', 'fx', 'zoho']")."""
+    fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+    zoho.tombstone_fields = ("Account_Name",)
+    _company(systems)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    CLOCK.now += timedelta(minutes=50)  # later, another company changes in Zoho: the cursor moves past the delete
+    zoho.user_create("Accounts", {"Account_Name": "深圳市另一家科技有限公司", "Unified_Social_Credit_Code": "91440300MA5F000002"})
+    await engine.run_all()
+    _age_sends(engine)  # in doubt for an hour: as long as the systems' clocks moved, and more
+    with engine.rt.store.write() as session:
+        session.execute(update(OutboxWrite).where(OutboxWrite.status == "sent")
+                        .values(created_at=utc_now() - timedelta(hours=1)))
+    await engine.run_all()
+    await engine.run_all()
+    left = [r["Account_Name"] for r in zoho.records("Accounts").values()]
+    assert left == ["深圳市另一家科技有限公司"]
+    assert [r["name"] for r in fx.records("AccountObj").values()] == left
+    assert [r["FName"] for r in erp.records("BD_Customer").values()] == left
+
+
 async def test_an_update_for_a_record_deleted_there_meanwhile_brings_the_delete_instead(engine, systems):
     """A user deleted the company in Zoho after our read and before our update: the update would fail
     (a dead letter); the re-read before writing sees the delete, and the delete propagates."""
