@@ -771,6 +771,7 @@ def run(args) -> dict:
             # What each system holds at the end, to trace a lost item back through `crmsync history`.
             (workdir / "dumps.json").write_text(json.dumps(dumps, ensure_ascii=False, default=str), encoding="utf-8")
         result = check(driver, dumps, state_url)
+        serve_log = (workdir / "serve.log").read_text(encoding="utf-8", errors="replace")
         result.update({
             "seed": args.seed, "ops": args.ops, "kills": serve.kills, "fault_rate": args.fault_rate,
             "workers": args.workers, "driver": dict(driver.stats), "webhooks": dict(hooks.stats),
@@ -780,7 +781,8 @@ def run(args) -> dict:
             "queue_at_quiescence": serve_status.get("queue"),
             "reconciliation_writes": reconcile_writes, "reconciliation_errors": reconcile_errors[:10],
             "echo_writes": dict(echo_writes), "echo_pass_errors": echo_errors[:10],
-            "serve_log_tracebacks": (workdir / "serve.log").read_text(encoding="utf-8").count("Traceback"),
+            "serve_log_tracebacks": serve_log.count("Traceback"),
+            "serve_log_first_traceback": first_traceback(serve_log),
             "serve_log": str(workdir / "serve.log") if args.keep else None,
         })
         return result
@@ -797,6 +799,15 @@ def run(args) -> dict:
             with contextlib.suppress(Exception):
                 drop_db()
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def first_traceback(log: str, lines: int = 40) -> str | None:
+    """The first traceback in the serve log with the line before it (a run not kept leaves nothing else)."""
+    at = log.find("Traceback")
+    if at < 0:
+        return None
+    start = log.rfind("\n", 0, max(log.rfind("\n", 0, at), 0)) + 1
+    return "\n".join(log[start:].splitlines()[:lines])
 
 
 def print_report(r: dict) -> None:
@@ -824,6 +835,8 @@ def print_report(r: dict) -> None:
     for reason, n in sorted(r["dead_letters"].items(), key=lambda x: -x[1]):
         print(f"   {n} × {reason}")
     print(f"serve exit code {r['serve_exit_code']}, tracebacks in serve log: {r['serve_log_tracebacks']}")
+    if r.get("serve_log_first_traceback"):
+        print(textwrap.indent(r["serve_log_first_traceback"], "    "))
     print(f"lost={len(r['lost'])} duplicates={len(r['duplicates'])} "
           f"unreviewed_conflicts={len(r['unresolved_conflicts_not_in_review'])} echo_writes={sum(r['echo_writes'].values())} "
           f"dead_letters={sum(r['dead_letters'].values())} kills={r['kills']} seconds={r['seconds']['total']}")
