@@ -55,6 +55,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.emulation.crmsync_process import CLI, CrmsyncProcess
 from connectors.emulation.fakedata import FakeData  # noqa: E402
 from connectors.emulation.server import ThreadedServer, free_port  # noqa: E402
 from connectors.fxiaoke.emulator import EmulatorConfig  # noqa: E402
@@ -65,7 +66,6 @@ from connectors.zoho.emulator import (  # noqa: E402
     DEFAULT_REFRESH_TOKEN,
 )
 
-CLI = [sys.executable, "-c", "from sync_engine.cli import main; main()"]
 OPS_TOKEN = "chaos-ops-token"
 APL_SECRET = "chaos-apl-secret-0123456789abcdef"
 FX = EmulatorConfig()
@@ -268,32 +268,22 @@ class WebhookChaos:
 
 
 class Serve:
-    """`crmsync serve CONFIG --workers N` as a subprocess; ``kill_worker`` SIGKILLs its worker child."""
+    """`crmsync serve CONFIG --workers N` as a subprocess (the shared CrmsyncProcess helper, in its own
+    process group); ``kill_worker`` SIGKILLs its worker child."""
 
     def __init__(self, config: Path, workers: int, port: int, log: Path) -> None:
         self.config, self.workers, self.port = config, workers, port
-        self.log = log.open("a", encoding="utf-8")
-        self.process: subprocess.Popen | None = None
+        self.process = CrmsyncProcess(["serve", config, "--workers", workers], log=log, append=True, port=port,
+                                      ready_timeout=60, stop_timeout=60, new_session=True)
         self.kills = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen([*CLI, "serve", str(self.config), "--workers", str(self.workers)],
-                                        stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"crmsync serve exited with {self.process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("crmsync serve did not answer /healthz")
+        self.process.start()
 
     def children(self) -> list[int]:
-        assert self.process is not None
+        pid = self.process.pid
         try:
-            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
                 return [int(p) for p in f.read().split()]
         except OSError:
             return []
@@ -317,14 +307,7 @@ class Serve:
         return None
 
     def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        return self.process.stop() or 0
 
 
 # -- the users -------------------------------------------------------------------------------------------
@@ -788,6 +771,7 @@ def run(args) -> dict:
             # What each system holds at the end, to trace a lost item back through `crmsync history`.
             (workdir / "dumps.json").write_text(json.dumps(dumps, ensure_ascii=False, default=str), encoding="utf-8")
         result = check(driver, dumps, state_url)
+        serve_log = (workdir / "serve.log").read_text(encoding="utf-8", errors="replace")
         result.update({
             "seed": args.seed, "ops": args.ops, "kills": serve.kills, "fault_rate": args.fault_rate,
             "workers": args.workers, "driver": dict(driver.stats), "webhooks": dict(hooks.stats),
@@ -797,7 +781,8 @@ def run(args) -> dict:
             "queue_at_quiescence": serve_status.get("queue"),
             "reconciliation_writes": reconcile_writes, "reconciliation_errors": reconcile_errors[:10],
             "echo_writes": dict(echo_writes), "echo_pass_errors": echo_errors[:10],
-            "serve_log_tracebacks": (workdir / "serve.log").read_text(encoding="utf-8").count("Traceback"),
+            "serve_log_tracebacks": serve_log.count("Traceback"),
+            "serve_log_first_traceback": first_traceback(serve_log),
             "serve_log": str(workdir / "serve.log") if args.keep else None,
         })
         return result
@@ -814,6 +799,15 @@ def run(args) -> dict:
             with contextlib.suppress(Exception):
                 drop_db()
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def first_traceback(log: str, lines: int = 40) -> str | None:
+    """The first traceback in the serve log with the line before it (a run not kept leaves nothing else)."""
+    at = log.find("Traceback")
+    if at < 0:
+        return None
+    start = log.rfind("\n", 0, max(log.rfind("\n", 0, at), 0)) + 1
+    return "\n".join(log[start:].splitlines()[:lines])
 
 
 def print_report(r: dict) -> None:
@@ -841,6 +835,8 @@ def print_report(r: dict) -> None:
     for reason, n in sorted(r["dead_letters"].items(), key=lambda x: -x[1]):
         print(f"   {n} × {reason}")
     print(f"serve exit code {r['serve_exit_code']}, tracebacks in serve log: {r['serve_log_tracebacks']}")
+    if r.get("serve_log_first_traceback"):
+        print(textwrap.indent(r["serve_log_first_traceback"], "    "))
     print(f"lost={len(r['lost'])} duplicates={len(r['duplicates'])} "
           f"unreviewed_conflicts={len(r['unresolved_conflicts_not_in_review'])} echo_writes={sum(r['echo_writes'].values())} "
           f"dead_letters={sum(r['dead_letters'].values())} kills={r['kills']} seconds={r['seconds']['total']}")

@@ -8,7 +8,14 @@ auth, retries and rate limits out of the engine's sight.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -100,6 +107,19 @@ class WriteResult:
     retryable: bool = False
     #: True when the record is waiting for the ERP's import job (interface tables).
     pending: bool = False
+
+
+#: :attr:`WriteResult.code` of an op the caller's check withdrew before it was sent (see :meth:`Connector.push_checked`).
+WITHDRAWN = "WITHDRAWN"
+
+#: The caller's last look before a call sends updates: given the updates that call carries, the keys of
+#: those not to send after all. See :meth:`Connector.push_checked`.
+WriteCheck = Callable[[Sequence["WriteOp"]], Awaitable[Collection[str]]]
+
+
+def withdrawn(op: WriteOp) -> WriteResult:
+    """The result of an op a :data:`WriteCheck` withdrew: nothing was sent."""
+    return WriteResult(key=op.key, ok=False, code=WITHDRAWN, message="withdrawn by the caller's check; not sent")
 
 
 @dataclass(slots=True)
@@ -214,6 +234,26 @@ class Connector(abc.ABC):
         A failure of one record never raises: it is a ``WriteResult(ok=False)``.
         Raises only when the whole call cannot be made (auth, quota, outage).
         """
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        """:meth:`push`, with the caller's last look at the target before each call that sends updates.
+
+        No API offers a conditional write, so the caller reads the records it is about to update once
+        more: a user's edit of one of the fields would otherwise be overwritten. That read is only as
+        good as it is recent. ``check`` is awaited with the updates a call carries once that call holds
+        whatever it waits for (its concurrency slot, its rate-limit permit, the record's turn), right
+        before it is sent, and returns the keys of the updates not to send after all; those come back as
+        :func:`withdrawn` results, the other ops as :meth:`push` answers them. An exception from
+        ``check`` fails the call as a whole (nothing more is sent).
+
+        This default checks every update once, before :meth:`push`: right for a connector that sends at
+        once. One whose calls wait (slots, rate limits, one call per record) overrides it so the check
+        runs at the last moment."""
+        updates = [op for op in ops if op.action == "update"]
+        out = set(await check(updates)) if updates else set()
+        sendable = [op for op in ops if op.key not in out]
+        results = iter(await self.push(object, sendable) if sendable else [])
+        return [withdrawn(op) if op.key in out else next(results) for op in ops]
 
     def visibility_lag(self, object: str) -> timedelta:
         """How long after its modified time a record may still become visible, beyond the engine's

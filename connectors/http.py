@@ -73,6 +73,17 @@ def single_attempt() -> Iterator[None]:
         _SINGLE_ATTEMPT.reset(token)
 
 
+@contextlib.contextmanager
+def retried() -> Iterator[None]:
+    """Undoes :func:`single_attempt` for the calls made inside: for reads made on the way to a write
+    (the check right before an update), which overwrite nothing when replayed."""
+    token = _SINGLE_ATTEMPT.set(False)
+    try:
+        yield
+    finally:
+        _SINGLE_ATTEMPT.reset(token)
+
+
 async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, always: bool = False) -> T:
     """Run ``fn`` until it succeeds, raises a non-transient error, or the policy gives up.
 

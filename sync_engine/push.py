@@ -11,7 +11,6 @@ message; the rest of the batch carries on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -19,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from connectors.base import PullRequest, WriteOp, WriteResult
+from connectors.base import WITHDRAWN, PullRequest, WriteOp, WriteResult
 from connectors.errors import ConnectorError, QuotaExhausted, RateLimited, TransientError
-from connectors.http import single_attempt
+from connectors.http import retried, single_attempt
 from mapping.canonical import canonical_hash
 from mapping.compiler import CANONICAL_ID_FIELD
 from mapping.errors import MappingError
@@ -146,16 +145,14 @@ async def _push_chunk(
 
     async def send(system: str, planned: list[tuple[int, WriteOp]]) -> None:
         if not dry_run:
-            planned = await _without_overwrites(rt, uow, report, entity, system, planned, by_id, run_id)
-            if not planned:
-                return
             with uow.tx() as session:
-                # Sent from now, not from when the rows were claimed: the re-read above may have taken a
-                # while, and a create "sent" longer ago than recovery waits is looked for, not found (not
+                # Sent from now, not from when the rows were claimed: the wait for a slot may have been
+                # long, and a create "sent" longer ago than recovery waits is looked for, not found (not
                 # sent yet) and sent once more by another worker — a twin.
                 session.execute(update(OutboxWrite).where(OutboxWrite.id.in_([row_id for row_id, _ in planned]))
                                 .values(sent_at=utc_now()))
         ops = [op for _, op in planned]
+        connector = rt.connector(system)
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
             results = [
@@ -164,17 +161,32 @@ async def _push_chunk(
             ]
         else:
             results = []
+            row_of = {op.key: row_id for row_id, op in planned}
+
+            async def check(updates) -> set[str]:
+                # The connector's last moment before the call: the target is read once more (see
+                # _without_overwrites); the updates that would overwrite an edit are withdrawn.
+                asked = [(row_of[op.key], op) for op in updates]
+                kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, by_id, run_id)}
+                return {op.key for _, op in asked if op.key not in kept}
+
             for start, end, updates in _runs_of_updates(ops):
                 try:
-                    # An update was checked against the target just now (_without_overwrites): replayed
-                    # after a backoff it could overwrite a user's edit made meanwhile. It fails back to
-                    # the outbox instead, and is read again before it is sent again.
-                    with single_attempt() if updates else contextlib.nullcontext():
-                        results.extend(await rt.connector(system).push(object, ops[start:end]))
+                    # An update is checked against the target right before its call: replayed after a
+                    # backoff it could overwrite a user's edit made meanwhile. It fails back to the outbox
+                    # instead, and is checked again before it is sent again.
+                    if updates:
+                        with single_attempt():
+                            results.extend(await connector.push_checked(object, ops[start:end], check))
+                    else:
+                        results.extend(await connector.push(object, ops[start:end]))
                 except ConnectorError as exc:
                     _call_failed(rt, uow, report, system, [row_id for row_id, _ in planned[start:]], exc)
                     planned = planned[:start]
                     break
+            # Withdrawn by the check: already put back (superseded, staged, or pending again) there.
+            kept = [(p, r) for p, r in zip(planned, results, strict=True) if r.code != WITHDRAWN]
+            planned, results = [p for p, _ in kept], [r for _, r in kept]
             if not planned:
                 return
         # No await inside: this transaction never interleaves with another system's.
@@ -208,35 +220,32 @@ async def _without_overwrites(
     """Read the records about to be updated once more, right before writing: a user may have edited
     one of the fields since we last read that system (the APIs offer no conditional write). Such an
     update is not sent — it would overwrite that edit, which no later read could bring back; the
-    record is staged instead, and its next merge weighs the edit against the others by policy."""
+    record is staged instead, and its next merge weighs the edit against the others by policy.
+
+    Every edit landing between that read and the write is lost, so nothing else sits between them:
+    what we hold (snapshots, the records, open reviews) is read before, and after the read an update
+    that is sent costs no query (only a withdrawn one is written down, and a reference resolved)."""
     updates = [(row_id, op) for row_id, op in planned if op.action == "update" and op.external_id]
     if not updates:
         return planned
     mapper = rt.mappings.mapper(entity, system)
-    fetched_at = utc_now()
-    try:
-        records = await rt.connector(system).fetch(mapper.object, sorted({op.external_id for _, op in updates}),
-                                                    mapper.system_fields())
-    except ConnectorError as exc:
-        # Not knowing what the target holds now, writing could overwrite an edit: the updates wait.
-        _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)
-        held = {row_id for row_id, _ in updates}
-        return [(row_id, op) for row_id, op in planned if row_id not in held]
-    current = {r.external_id: r for r in records}
     equal = rec.field_equality(rt.mappings.models[entity])
-    edited: dict[int, Any] = {}
+    outdated: set[int] = set()
     with uow.tx() as session:
-        resolver = LinkResolver(session)
         cids = list({rows[row_id].canonical_id for row_id, _ in updates})
         snapshots = {
-            snap.canonical_id: snap
-            for snap in session.scalars(select(Snapshot).where(
+            cid: dict(values or {})
+            for cid, values in session.execute(select(Snapshot.canonical_id, Snapshot.values).where(
                 Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(cids),
             ))
         }
-        canonical = dict(session.execute(
-            select(Record.canonical_id, Record.values).where(Record.entity == entity, Record.canonical_id.in_(cids))
-        ).all())
+        canonical = {
+            cid: (dict(values or {}), deleted)
+            for cid, values, deleted in session.execute(
+                select(Record.canonical_id, Record.values, Record.deleted)
+                .where(Record.entity == entity, Record.canonical_id.in_(cids))
+            )
+        }
         frozen = {
             (r.canonical_id, (r.details or {}).get("field"))
             for r in session.scalars(select(Review).where(
@@ -244,16 +253,36 @@ async def _without_overwrites(
                 Review.entity == entity, Review.canonical_id.in_(cids),
             ))
         }
-        outdated: set[int] = set()
+        for row_id, _ in updates:
+            row = rows[row_id]
+            now, deleted = canonical.get(row.canonical_id, ({}, False))
+            if deleted or any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f]))
+                              for f, v in row.values.items()):
+                # A merge since this write was decided changed the record, deleted it (or a person now
+                # decides a field): that merge planned its own writes; this one would undo it, or fail.
+                outdated.add(row_id)
+                session.get(OutboxWrite, row_id).status = "superseded"
+    updates = [(row_id, op) for row_id, op in updates if row_id not in outdated]
+    if not updates:
+        return [(row_id, op) for row_id, op in planned if row_id not in outdated]
+    fetched_at = utc_now()
+    try:
+        # A read: retried after a transient failure even right before a write that is not (single_attempt).
+        with retried():
+            records = await rt.connector(system).fetch(mapper.object, sorted({op.external_id for _, op in updates}),
+                                                        mapper.system_fields())
+    except ConnectorError as exc:
+        # Not knowing what the target holds now, writing could overwrite an edit: the updates wait.
+        _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)
+        held = {row_id for row_id, _ in updates} | outdated
+        return [(row_id, op) for row_id, op in planned if row_id not in held]
+    current = {r.external_id: r for r in records}
+    edited: dict[int, Any] = {}
+    with uow.tx() as session:
+        resolver = LinkResolver(session)  # queries only for a reference field
         for row_id, op in updates:
             row, record = rows[row_id], current.get(str(op.external_id))
             snapshot = snapshots.get(row.canonical_id)
-            now = canonical.get(row.canonical_id) or {}
-            if any((row.canonical_id, f) in frozen or (f in now and not equal(f, v, now[f])) for f, v in row.values.items()):
-                # A merge since this write was decided changed the record (or a person now decides a field):
-                # that merge planned its own writes; this one would undo it.
-                outdated.add(row_id)
-                continue
             if record is not None and record.deleted:
                 # Deleted there since: the update could only fail (a dead letter); the tombstone,
                 # staged, brings the delete in instead.
@@ -265,11 +294,8 @@ async def _without_overwrites(
                 values = mapper.to_canonical(record.data, resolver)
             except (MappingError, UnresolvedReference):
                 continue
-            if any(f in values and f in snapshot.values and not equal(f, values[f], snapshot.values[f])
-                   for f in row.values):
+            if any(f in values and f in snapshot and not equal(f, values[f], snapshot[f]) for f in row.values):
                 edited[row_id] = record
-        for row_id in outdated:
-            session.get(OutboxWrite, row_id).status = "superseded"
         if edited:
             for row_id in edited:
                 session.get(OutboxWrite, row_id).status = "superseded"
@@ -529,12 +555,18 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
             if row.canonical_id in linked:
                 row.status = "superseded"
                 del rows[row_id]
-        # Where to look from, in the *target's* clock (ours may be skewed from it): where our
-        # last completed read of that object ended. Anything we created since is after it.
+        # Where to look from, in the *target's* clock (ours may be skewed from it): where our last completed
+        # read of that object ended, less as long as these creates have been waiting. Reads since the send
+        # may have moved the cursor past a create that landed and was deleted before we linked it (a tombstone
+        # of a record not linked is nothing to them); looked for from the cursor only, it was not found and
+        # made again, alive (chaos: "deleted in zoho, still in [erp, fx, zoho]"). A watermark is a time the
+        # target has shown already, and a duration does not depend on how our clocks differ: the cursor less
+        # the wait is at or before the send, in the target's clock.
         marks = [
             c.watermark for c in session.scalars(select(Cursor).where(Cursor.system == system, Cursor.object == mapper.object))
         ]
-        since = min(marks) - rt.config.sync.overlap if marks and None not in marks else None
+        waited = utc_now() - min((r.created_at for r in rows.values()), default=utc_now())
+        since = min(marks) - rt.config.sync.overlap - waited if marks and None not in marks else None
     waiting = dict(rows)
     found = 0
     async for page in rt.connector(system).pull(PullRequest(object=mapper.object, fields=mapper.system_fields(), since=since)):

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,10 @@ log = logging.getLogger("crmsync.connectors.fxiaoke")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Withdrawn(Exception):
+    """A call its ``before_send`` stopped at the last moment: nothing was sent."""
 
 
 class FxiaokeClient:
@@ -87,19 +91,29 @@ class FxiaokeClient:
         await self.api.aclose()
 
     # -- calls -----------------------------------------------------------------------
-    async def call(self, path: str, data: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
-        """POST ``{"data": data, **top}`` to ``path``; the whole answer when errorCode is 0."""
+    async def call(
+        self, path: str, data: dict[str, Any] | None = None, *,
+        before_send: Callable[[], Awaitable[bool]] | None = None, **top: Any,
+    ) -> dict[str, Any]:
+        """POST ``{"data": data, **top}`` to ``path``; the whole answer when errorCode is 0.
+
+        ``before_send`` is awaited once the call holds its rate-limit permit and a token, right before it
+        goes out; False: it does not go out, :class:`Withdrawn` is raised."""
         payload: dict[str, Any] = dict(top)
         if data is not None:
             payload["data"] = data
-        return await with_retries(lambda: self._call_once(path, payload), self.retry_policy)
+        return await with_retries(lambda: self._call_once(path, payload, before_send), self.retry_policy)
 
-    async def _call_once(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _call_once(
+        self, path: str, payload: dict[str, Any], before_send: Callable[[], Awaitable[bool]] | None = None,
+    ) -> dict[str, Any]:
         refreshed = False
         while True:
             self._refuse_while_paused()
             await self.limiter.acquire(path)
             token = await self.tokens.token()
+            if before_send is not None and not await before_send():
+                raise Withdrawn(path)
             body = dict(payload)
             headers: dict[str, str] = {}
             self.tokens.apply(token, body, headers)

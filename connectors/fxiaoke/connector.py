@@ -17,6 +17,7 @@ from ..base import (
     Page,
     PullRequest,
     SourceRecord,
+    WriteCheck,
     WriteOp,
     WriteResult,
 )
@@ -112,6 +113,9 @@ class FxiaokeConnector(Connector):
     # -- writing -------------------------------------------------------------------------
     async def push(self, object: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         return await self.writer.push(self.resolve(object), ops)
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        return await self.writer.push(self.resolve(object), ops, check)
 
     # -- discovery -----------------------------------------------------------------------
     async def list_objects(self) -> list[ObjectInfo]:

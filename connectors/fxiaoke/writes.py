@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..base import WriteOp, WriteResult
+from ..base import WriteCheck, WriteOp, WriteResult, withdrawn
 from ..errors import AuthError, ConnectorError, QuotaExhausted, RecordRejected, TransientError
-from .client import FxiaokeClient
+from .client import FxiaokeClient, Withdrawn
 from .paging import Puller, query_filter
 from .paths import Endpoints
 from .settings import FxiaokeSettings
@@ -43,7 +43,10 @@ class Writer:
         self.settings = settings
         self.system = system
 
-    async def push(self, object_name: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def push(self, object_name: str, ops: Sequence[WriteOp], check: WriteCheck | None = None) -> list[WriteResult]:
+        """``check`` (see :meth:`connectors.base.Connector.push_checked`) is awaited for each update on its
+        own, once its call holds its write slot, the record's turn, its rate-limit permit and a token:
+        one data/get per update more, for the shortest window between the last look and the write."""
         slots = asyncio.Semaphore(self.settings.write_concurrency)
         results: list[WriteResult | None] = [None] * len(ops)
         stopped: list[ConnectorError] = []
@@ -58,7 +61,9 @@ class Writer:
                     results[index] = _not_attempted(op, stopped[0])
                     return
                 try:
-                    results[index] = await self.apply(object_name, op)
+                    results[index] = await self.apply(object_name, op, _guard(op, check))
+                except Withdrawn:
+                    results[index] = withdrawn(op)
                 except RecordRejected as exc:
                     results[index] = WriteResult(key=op.key, ok=False, code=exc.code, message=exc.message)
                 except TransientError as exc:
@@ -79,11 +84,14 @@ class Writer:
         return final
 
     # -- one op ------------------------------------------------------------------------
-    async def apply(self, object_name: str, op: WriteOp) -> WriteResult:
+    async def apply(
+        self, object_name: str, op: WriteOp, before_send: Callable[[], Awaitable[bool]] | None = None,
+    ) -> WriteResult:
+        """``before_send``: awaited right before an update's first call (see :meth:`FxiaokeClient.call`)."""
         if op.action == "create":
             return await self._create(object_name, op)
         if op.action == "update":
-            return await self._update(object_name, op, _record_id(op))
+            return await self._update(object_name, op, _record_id(op), before_send)
         if op.action == "delete":
             return await self._delete(object_name, op, _record_id(op))
         if op.action == "upsert":
@@ -126,7 +134,9 @@ class Writer:
             raise RecordRejected("create succeeded without returning dataId", code="NO_ID", system=self.system)
         return WriteResult(key=op.key, ok=True, external_id=new_id)
 
-    async def _update(self, object_name: str, op: WriteOp, record_id: str) -> WriteResult:
+    async def _update(
+        self, object_name: str, op: WriteOp, record_id: str, before_send: Callable[[], Awaitable[bool]] | None = None,
+    ) -> WriteResult:
         fields = {k: v for k, v in op.data.items() if k not in _RESERVED}
         owner = fields.pop("owner", None)
         if fields:
@@ -134,8 +144,10 @@ class Writer:
             await self.client.call(
                 self.endpoints.data(object_name, "update"),
                 self._data(object_name, object_data),
+                before_send=before_send,
                 **self._flags(object_name),
             )
+            before_send = None  # checked once: the owner change below belongs to the same write
         if owner is not None:
             await self.client.call(
                 self.endpoints.data(object_name, "changeOwner"),
@@ -143,6 +155,7 @@ class Writer:
                     "dataObjectApiName": object_name,
                     "Data": [{"objectDataId": record_id, "ownerId": self._owner_id(owner)}],
                 },
+                before_send=before_send,
             )
         return WriteResult(key=op.key, ok=True, external_id=record_id)
 
@@ -195,6 +208,17 @@ class Writer:
                 message=f"several {object_name} records match on {', '.join(match)}",
             )
         return await self._update(object_name, op, str(rows[0]["_id"]))
+
+
+def _guard(op: WriteOp, check: WriteCheck | None) -> Callable[[], Awaitable[bool]] | None:
+    """The check of one update as a ``before_send``: True, send it."""
+    if check is None or op.action != "update":
+        return None
+
+    async def before_send() -> bool:
+        return op.key not in set(await check([op]))
+
+    return before_send
 
 
 def _record_id(op: WriteOp) -> str:

@@ -17,6 +17,7 @@ from ..base import (
     Page,
     PullRequest,
     SourceRecord,
+    WriteCheck,
     WriteOp,
     WriteResult,
 )
@@ -153,6 +154,11 @@ class KingdeeConnector(Connector):
         if not ops:
             return []
         return await Writer(self.client, self.spec(object)).push(ops)
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        if not ops:
+            return []
+        return await Writer(self.client, self.spec(object)).push(ops, check)
 
     # -- discovery ---------------------------------------------------------
     async def list_objects(self) -> list[ObjectInfo]:

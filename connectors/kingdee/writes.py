@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import WriteOp, WriteResult
+from ..base import WriteCheck, WriteOp, WriteResult, withdrawn
 from . import filters
 from .client import KingdeeClient, WriteOutcomeUnknown
 from .objects import ObjectSpec
@@ -46,7 +46,10 @@ class Writer:
         self.settings = client.settings
 
     # -- entry point -------------------------------------------------------
-    async def push(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def push(self, ops: Sequence[WriteOp], check: WriteCheck | None = None) -> list[WriteResult]:
+        """``check`` (see :meth:`connectors.base.Connector.push_checked`) is awaited for each group of
+        updates right before its calls (before the un-audit that precedes its Save, which only a Save
+        sent after it may follow)."""
         results: list[WriteResult | None] = [None] * len(ops)
         creates: list[int] = []
         updates: list[tuple[int, str]] = []
@@ -80,7 +83,7 @@ class Writer:
                 else:
                     creates.append(i)
         await self._creates(ops, sorted(creates), results)
-        await self._updates(ops, updates, results)
+        await self._updates(ops, updates, results, check)
         await self._deletes(ops, deletes, results)
         return [r if r is not None else WriteResult(key=op.key, ok=False, code="NOT_SENT", message="not sent")
                 for r, op in zip(results, ops, strict=True)]
@@ -119,7 +122,7 @@ class Writer:
 
     # -- updates -------------------------------------------------------------
     async def _updates(self, ops: Sequence[WriteOp], items: list[tuple[int, str]],
-                       results: list[WriteResult | None]) -> None:
+                       results: list[WriteResult | None], check: WriteCheck | None = None) -> None:
         if not items:
             return
         groups: dict[tuple[str, ...], list[tuple[int, str]]] = defaultdict(list)
@@ -130,6 +133,14 @@ class Writer:
                 continue
             groups[tuple(model.need_update_fields)].append((i, external_id))
         for need, members in groups.items():
+            if check is not None:
+                out = set(await check([ops[i] for i, _ in members if ops[i].action == "update"]))
+                for i, _ in members:
+                    if ops[i].key in out:
+                        results[i] = withdrawn(ops[i])
+                members = [(i, external_id) for i, external_id in members if ops[i].key not in out]
+                if not members:
+                    continue
             ids = [external_id for _, external_id in members]
             if self.spec.form.unaudit_before_update:
                 await self._operate_many(Stub.UNAUDIT, ids)  # failures show up in the Save that follows

@@ -17,15 +17,17 @@ from connectors.base import (
     Page,
     PullRequest,
     SourceRecord,
+    WriteCheck,
     WriteOp,
     WriteResult,
 )
+from connectors.errors import ConnectorError
 from connectors.http import RetryPolicy
 
 from .client import ZohoClient
 from .discovery import Catalog
 from .errors import ZohoApiError
-from .pull import Puller
+from .pull import MODIFIED, Puller
 from .push import Pusher
 from .settings import ZohoSettings
 from .watch import Watcher
@@ -76,7 +78,29 @@ class ZohoConnector(Connector):
 
     # -- writing -------------------------------------------------------
     async def push(self, object: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        return await self.pusher.push(object, ops)
+        return await self._gone_is_deleted(object, ops, await self.pusher.push(object, ops))
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        return await self._gone_is_deleted(object, ops, await self.pusher.push(object, ops, check))
+
+    async def _gone_is_deleted(self, module: str, ops: Sequence[WriteOp], results: list[WriteResult]) -> list[WriteResult]:
+        """Zoho answers the delete of a record already deleted with INVALID_DATA "record not deleted" — as it
+        answers a delete sent again after its first answer was lost (a timeout, a crash). The record being
+        gone is what the delete wanted: looked up to be sure, it is a success."""
+        failed = [i for i, (op, r) in enumerate(zip(ops, results, strict=True))
+                  if op.action == "delete" and op.external_id and not r.ok and r.code == "INVALID_DATA"]
+        if not failed:
+            return results
+        try:
+            live = await self.puller.fetch_raw(module, [str(ops[i].external_id) for i in failed],
+                                               await self.puller.chunks(module, [MODIFIED]))
+        except ConnectorError:
+            return results  # not known: the failures stand
+        out = list(results)
+        for i in failed:
+            if str(ops[i].external_id) not in live:
+                out[i] = WriteResult(key=ops[i].key, ok=True, external_id=str(ops[i].external_id))
+        return out
 
     # -- discovery -----------------------------------------------------
     async def list_objects(self) -> list[ObjectInfo]:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.base import WriteOp, WriteResult
+from connectors.base import WriteCheck, WriteOp, WriteResult, withdrawn
 from connectors.errors import ConnectorConfigError, ConnectorError
 
 from .client import ZohoClient
@@ -78,7 +78,9 @@ class Pusher:
         self.client = client
         self.catalog = catalog
 
-    async def push(self, module: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def push(self, module: str, ops: Sequence[WriteOp], check: WriteCheck | None = None) -> list[WriteResult]:
+        """``check`` (see :meth:`connectors.base.Connector.push_checked`) is awaited for each batch of updates
+        once it holds its place among the parallel batches, right before it is sent."""
         results: list[WriteResult | None] = [None] * len(ops)
         for run in _runs(ops):
             action = ops[run[0]].action
@@ -89,7 +91,8 @@ class Pusher:
             identities = [_identity(ops[i], mf) for idx, mf in batches for i in idx]
             distinct = [x for x in identities if x is not None and None not in x]
             parallel = len(distinct) == len(set(distinct))
-            await self._send_all(module, action, ops, batches, results, parallel=parallel)
+            await self._send_all(module, action, ops, batches, results, parallel=parallel,
+                                 check=check if action == "update" else None)
         return [r for r in results if r is not None]
 
     async def _groups(self, module: str, ops: Sequence[WriteOp], run: list[int]) -> list[tuple[list[int], list[str]]]:
@@ -122,6 +125,7 @@ class Pusher:
         results: list[WriteResult | None],
         *,
         parallel: bool,
+        check: WriteCheck | None = None,
     ) -> None:
         limit = asyncio.Semaphore(self.client.settings.write_parallelism if parallel else 1)
         succeeded = False
@@ -129,7 +133,11 @@ class Pusher:
         async def one(indexes: list[int], match_fields: list[str]) -> None:
             nonlocal succeeded
             async with limit:
-                batch_results = await self._send(module, action, [ops[i] for i in indexes], match_fields)
+                batch = [ops[i] for i in indexes]
+                out = set(await check(batch)) if check is not None else set()
+                sendable = [op for op in batch if op.key not in out]
+                sent = iter(await self._send(module, action, sendable, match_fields) if sendable else [])
+                batch_results = [withdrawn(op) if op.key in out else next(sent) for op in batch]
             for i, result in zip(indexes, batch_results, strict=True):
                 results[i] = result
             succeeded = True

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from connectors.base import (
-    Connector, ConnectorPlugin, FieldInfo, Limits, ObjectInfo, Page, PullRequest, SourceRecord, WriteOp, WriteResult,
+    Connector, ConnectorPlugin, FieldInfo, Limits, ObjectInfo, Page, PullRequest, SourceRecord, WriteCheck, WriteOp,
+    WriteResult, withdrawn,
 )
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,6 +59,9 @@ class MemorySystem(Connector):
         self.tombstone_fields: tuple[str, ...] = ()
         self.tombstones: dict[tuple[str, str], dict] = {}
         self._ids = itertools.count(1)
+        #: What happens while a write call waits for its turn (a slot, a rate-limit permit): called once per
+        #: call, before it is sent, as a real connector would wait there.
+        self.while_waiting: Callable[[], None] | None = None
         MemorySystem.instances[name] = self
 
     # -- "as a user" ---------------------------------------------------
@@ -120,7 +124,20 @@ class MemorySystem(Connector):
                                         deleted=True))
         return out
 
+    def _wait_for_turn(self) -> None:
+        if self.while_waiting is not None:
+            self.while_waiting()
+
+    async def push_checked(self, object: str, ops: Sequence[WriteOp], check: WriteCheck) -> list[WriteResult]:
+        # As the real connectors do: the check runs once the call has its turn, right before sending.
+        self._wait_for_turn()
+        out = set(await check([op for op in ops if op.action == "update"]))
+        sendable = [op for op in ops if op.key not in out]
+        sent = iter(await self.push(object, sendable) if sendable else [])
+        return [withdrawn(op) if op.key in out else next(sent) for op in ops]
+
     async def push(self, object: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        self._wait_for_turn()
         results = []
         for op in ops:
             self.writes[op.action] += 1

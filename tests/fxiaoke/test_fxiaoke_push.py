@@ -192,3 +192,37 @@ async def test_ops_on_one_record_apply_in_order_and_the_bracket_owner_format_wor
     assert all(r.ok for r in results)
     row = fx.emu.store.get("AccountObj", rid)
     assert row["remark"] == "第5次" and row["owner"] == ["1004"]
+
+
+async def test_a_checked_update_is_checked_when_its_turn_comes_and_a_withdrawn_one_is_not_sent(fx):
+    """push_checked (issue #10): the caller's last look at a record runs once its update holds its write
+    slot, not when the batch starts. With one slot, the check of the second update comes after the first
+    update landed; the user's edit made while it waited is what the check sees, and the update it
+    withdraws is never sent."""
+    from connectors.base import WITHDRAWN
+
+    store = fx.emu.store
+    async with fx.connector(write_concurrency=1) as crm:
+        made = await crm.push("AccountObj", [
+            WriteOp(key=f"c{i}", action="create", data={"name": f"深圳市恒通{i}科技有限公司", "tel": f"0755-{i}"})
+            for i in range(3)])
+        ids = [r.external_id for r in made]
+        updates = [WriteOp(key=f"u{i}", action="update", external_id=rid, data={"tel": f"020-{i}"})
+                   for i, rid in enumerate(ids)]
+        seen: list[tuple[str, list[str]]] = []
+
+        async def check(ops):
+            (op,) = ops  # one call per record: one check per update
+            seen.append((op.key, [store.get("AccountObj", rid)["tel"] for rid in ids]))
+            if op.key == "u0":
+                store.update("AccountObj", ids[1], {"tel": "0755-user"}, user="1000", by_api=False)  # while u1 waits
+            # as the engine does: withdraw an update whose record changed since it was decided
+            return {op.key} if store.get("AccountObj", op.external_id)["tel"] == "0755-user" else set()
+
+        results = await crm.push_checked("AccountObj", updates, check)
+    assert [(r.key, r.ok, r.code) for r in results] == [("u0", True, None), ("u1", False, WITHDRAWN), ("u2", True, None)]
+    assert seen == [("u0", ["0755-0", "0755-1", "0755-2"]),
+                    ("u1", ["020-0", "0755-user", "0755-2"]),
+                    ("u2", ["020-0", "0755-user", "0755-2"])]
+    assert [store.get("AccountObj", rid)["tel"] for rid in ids] == ["020-0", "0755-user", "020-2"]
+    assert fx.calls("/cgi/crm/v2/data/update") == 2

@@ -316,3 +316,36 @@ async def test_injected_faults_on_reads_are_retried(emu, make_connector, fault):
     emu.admin("PATCH", "/switches", json={"error_rate": 0})
     assert len({r.external_id for r in records}) == 30
     assert emu.state.calls.snapshot()["faults"].get(fault, 0) >= 1
+
+
+async def test_checked_updates_are_checked_after_the_creates_before_them_and_before_their_unaudit(
+        emu, make_connector, recorder_type):
+    """push_checked (issue #10): the caller's last look at the records runs right before the update calls,
+    after the creates the push sends first, and before the un-audit (an update withdrawn then leaves the
+    record audited, untouched); the other update is sent."""
+    from connectors.base import WITHDRAWN
+
+    recorder = recorder_type()
+    connector = make_connector(transport=recorder,
+                               objects={"customer": {**CUSTOMER_WORKFLOW, "unaudit_before_update": True}})
+    first = await create_audited_customer(connector)
+    second = await create_audited_customer(connector, "深圳市腾讯计算机系统有限公司")
+    recorder.requests.clear()
+    checked: list[tuple[list[str], list[str]]] = []
+
+    async def check(ops):
+        checked.append(([op.key for op in ops], [name for name, _ in recorder.requests]))
+        return {"u1"}
+
+    results = await connector.push_checked("customer", [
+        WriteOp(key="c", action="create", data=customer(7)),
+        WriteOp(key="u1", action="update", external_id=first, data={"FTEL": "0571-1111"}),
+        WriteOp(key="u2", action="update", external_id=second, data={"FTEL": "0571-2222"}),
+    ], check)
+    assert [(r.key, r.ok, r.code) for r in results] == [("c", True, None), ("u1", False, WITHDRAWN), ("u2", True, None)]
+    (keys, before), = checked
+    assert keys == ["u1", "u2"] and "Save" in before and "UnAudit" not in before
+    assert [body["data"]["Ids"] for body in recorder.bodies("UnAudit")] == [second]
+    assert stored(emu, "BD_Customer", first)["FTEL"] != "0571-1111"
+    assert stored(emu, "BD_Customer", first)["FDocumentStatus"] == "C"
+    assert stored(emu, "BD_Customer", second)["FTEL"] == "0571-2222"
