@@ -389,6 +389,25 @@ class _ApplyCache:
         rec.save_rows(session, OutboxWrite, list(self.rows.values()), list(self.COLUMNS))
 
 
+def _undo_twin(rt: Runtime, session, report: Report, row: OutboxWrite, result: WriteResult, link, run_id) -> None:
+    """Our create landed, but the record got linked in that system while the call waited for its turn:
+    another run matched a copy already there (say our earlier create in doubt, found by its tax id) and
+    superseded this create, too late to stop it. Two copies of one record: the one just made, which
+    nobody has seen or edited yet, is deleted; the link keeps the copy that was matched."""
+    twin = str(result.external_id)
+    row.external_id = twin
+    rec.queue_write(session, entity=row.entity, canonical_id=row.canonical_id, system=row.system,
+                    object=row.object, action="delete", external_id=twin, values={},
+                    flow=row.flow or "", origin=row.origin or "poll", run_id=run_id)
+    rec.audit(
+        session, "write", entity=row.entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
+        external_id=twin, origin=row.origin, run_id=run_id,
+        details={"action": "create", "twin_of": link.external_id, "op_key": row.op_key,
+                 "note": "linked to another copy meanwhile: this one is deleted"},
+    )
+    report.count(row.system, "created")
+
+
 def _apply(
     rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id,
     cache: _ApplyCache | None = None,
@@ -415,6 +434,10 @@ def _apply(
     snapshot = cache.snapshots.get(key)
     before = dict(snapshot.values) if snapshot is not None else {}
     link = cache.links.get(key)
+    if row.action == "create" and link is not None and link.status == LinkStatus.ACTIVE \
+            and link.external_id != str(result.external_id):
+        _undo_twin(rt, session, report, row, result, link, run_id)
+        return
     if row.action == "create":
         if link is None:
             fields = {"entity": entity, "canonical_id": row.canonical_id, "system": row.system, "object": row.object,
@@ -434,8 +457,8 @@ def _apply(
             rec.queue_write(session, entity=entity, canonical_id=row.canonical_id, system=row.system,
                             object=row.object, action="delete", external_id=str(result.external_id), values={},
                             flow=row.flow or "", origin=row.origin or "poll", run_id=run_id)
-    elif row.action == "delete" and link is not None:
-        link.status = LinkStatus.DELETED
+    elif row.action == "delete" and link is not None and link.external_id == row.external_id:
+        link.status = LinkStatus.DELETED  # (a twin's delete leaves the record's link alone)
     if row.action != "delete":
         # The modified time a write returns is not a version we have read: the record may also hold a
         # user's edit made just before our write and not read yet. Recorded as "seen", it would make

@@ -563,3 +563,42 @@ async def test_our_update_read_back_before_its_outcome_is_not_an_edit_of_that_sy
     await engine.run_all()
     assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
             erp.records("BD_Customer")[eid]["FTel"]} == {"0755-fx"}
+
+
+async def test_a_create_sent_after_another_run_linked_a_copy_leaves_no_twin(engine, systems):
+    """Long chaos run, seed 11: run A claimed a pending Fxiaoke create; run B then matched a copy already
+    in Fxiaoke by its tax id, linked it and superseded the create row; A's call went out anyway 0.8 s
+    later and made a second copy, unlinked: a record deleted later was deleted everywhere but there.
+    The copy A made is deleted; the link keeps the copy B matched."""
+    fx, zoho = systems["fx"], systems["zoho"]
+    zoho.user_create("Accounts", {"Account_Name": "深圳市恒通科技有限公司", "Tax_ID": "91440300MA5F000002",
+                                  "Phone": "0755-1"})
+    found = []
+
+    def another_run_links_a_copy():
+        fx.while_waiting = None
+        copy = fx.user_create("AccountObj", {"name": "深圳市恒通科技有限公司", "uscc": "91440300MA5F000002",
+                                             "tel": "0755-1"})
+        with engine.rt.store.write() as session:
+            (cid,) = session.scalars(select(OutboxWrite.canonical_id).where(
+                OutboxWrite.system == "fx", OutboxWrite.action == "create"))
+            session.add(Link(entity="account", canonical_id=cid, system="fx", object="AccountObj",
+                             external_id=copy, status="active"))
+            session.execute(update(OutboxWrite).where(OutboxWrite.system == "fx", OutboxWrite.action == "create")
+                            .values(status="superseded"))
+        found.append(copy)
+
+    fx.while_waiting = another_run_links_a_copy
+    await engine.run_all()
+    assert found, "the create waited for its turn"
+    await engine.run_all()  # the twin's delete goes out
+    assert list(fx.records("AccountObj")) == found
+    with engine.rt.store.read() as session:
+        links = session.scalars(select(Link).where(Link.system == "fx")).all()
+        assert [(link.external_id, link.status) for link in links] == [(found[0], "active")]
+    # A later delete in Zoho reaches the one copy there is.
+    (zid,) = zoho.records("Accounts")
+    zoho.user_delete("Accounts", zid)
+    await engine.run_all()
+    await engine.run_all()
+    assert fx.records("AccountObj") == {}
