@@ -331,6 +331,8 @@ class SyncEngine:
             return run.id
 
     def _finish_run(self, uow: UnitOfWork, report: Report, *, failed: bool = False) -> None:
+        if report.run_id is None:
+            return  # the run row was never written (the state database went away at its start)
         try:
             with uow.tx() as session:
                 run = session.get(Run, report.run_id)
