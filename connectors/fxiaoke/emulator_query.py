@@ -226,25 +226,40 @@ class Table:
     ) -> tuple[list[dict[str, Any]], int]:
         """Matching records in order: the page (offset, limit) and the total (0 unless counted)."""
         plan = self._plan(filters, orders)
-        total = self._fast_total(plan, filters, visible) if count_total else None
+        if count_total:
+            fast = self._fast_range(plan, filters, visible)
+            if fast is not None:
+                return self._fast_page(plan, *fast, offset=offset, limit=limit)
         candidates = self._candidates(filters, orders, plan)
         page: list[dict[str, Any]] = []
-        counted = 0
+        total = 0
         skipped = 0
         for record in candidates:
             if not visible(record) or not all(matches(record, f) for f in filters):
                 continue
-            counted += 1
+            total += 1
             if skipped < offset:
                 skipped += 1
                 continue
             if len(page) < limit:
                 page.append(record)
-            elif not count_total or total is not None:
+            elif not count_total:
                 break
-        if not count_total:
-            return page, 0
-        return page, (counted if total is None else total)
+        return page, (total if count_total else 0)
+
+    def _fast_page(
+        self, plan: tuple[str, bool], passing: list, lo: int, hi: int, *, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The page and total of a counted query from the cached keys: what the scan would give."""
+        index, ascending = plan
+        if ascending:
+            keys = passing[min(hi, lo + offset):min(hi, lo + offset + limit)]
+        else:
+            end = max(lo, hi - offset)
+            keys = passing[max(lo, end - limit):end][::-1]
+        if index == "_id":
+            return [self.records[k] for k in keys], hi - lo
+        return [self.records[k[1]] for k in keys], hi - lo
 
     @staticmethod
     def _plan(filters: list[Filter], orders: list[Order]) -> tuple[str, bool] | None:
@@ -273,15 +288,16 @@ class Table:
         positions = range(lo, hi) if ascending else range(hi - 1, lo - 1, -1)
         return (self.records[keys[i][1]] for i in positions)
 
-    def _fast_total(
+    def _fast_range(
         self, plan: tuple[str, bool] | None, filters: list[Filter], visible: Callable[[dict[str, Any]], bool]
-    ) -> int | None:
-        """The total without a scan, or None when only the scan can tell.
+    ) -> tuple[list, int, int] | None:
+        """The matching keys in index order and the range of them the query selects, or None
+        when only the scan can tell.
 
         The index range filters (on the index's own field) bound a slice of the index; all
         other filters and ``visible`` are evaluated once per table version over the whole
         index and the keys that pass are kept in index order, so the total is the size of
-        the same range in that list. Only range filters the bisect reads exactly as the
+        the same range in that list, and the page a slice of it. Only range filters the bisect reads exactly as the
         per-record check does qualify: text values for ``_id`` (a numeric-looking value is
         compared as a number by the check), whole numbers for ``last_modified_time``.
         """
@@ -306,7 +322,7 @@ class Table:
                 self._counted.pop(next(iter(self._counted)))
             self._counted[key] = passing
         lo, hi = _id_bounds(passing, ranged) if index == "_id" else _modified_bounds(passing, ranged)
-        return hi - lo
+        return passing, lo, hi
 
     def _passing(self, index: str, others: list[Filter], visible: Callable[[dict[str, Any]], bool]) -> list:
         def ok(record: dict[str, Any]) -> bool:
