@@ -20,6 +20,14 @@ OFFSET_WALL = 10000
 Handler = Callable[[dict[str, Any], str, str], dict[str, Any]]
 
 
+
+def _every_record(_record: dict[str, Any]) -> bool:
+    return True
+
+
+def _not_invalid(record: dict[str, Any]) -> bool:
+    return record.get("life_status") != "invalid"
+
 class OpenApiHandlers:
     def __init__(self, store: Store, switch: Callable[[str], Any]) -> None:
         self.store = store
@@ -54,13 +62,14 @@ class OpenApiHandlers:
 
     def _visible(self, filters: list[Any]) -> Callable[[dict[str, Any]], bool]:
         mode = self.switch("invalid_in_query")
+        # module-level functions, not lambdas: the table caches query totals per visibility rule
         if mode == "include":
-            return lambda _r: True
+            return _every_record
         if mode == "when_filtered":
             asks = any(isinstance(f, dict) and f.get("field_name") in ("life_status", "is_deleted") for f in filters)
             if asks:
-                return lambda _r: True
-        return lambda r: r.get("life_status") != "invalid"
+                return _every_record
+        return _not_invalid
 
     # -- handlers --------------------------------------------------------------------------------------
     def handler(self, verb: str, custom: bool) -> Handler:

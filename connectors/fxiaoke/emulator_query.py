@@ -4,10 +4,17 @@ A table keeps its records in a dict and two sorted indexes — by ``_id`` and by
 (``last_modified_time``, ``_id``) — so the connector's two walks (``_id GT x``
 and ``last_modified_time GTE t`` ordered by time) are a bisect plus a slice even
 with 100,000 records. Other orders fall back to a scan and sort.
+
+A counted query (``find_explicit_total_num``) must also say how many records match
+in all. Scanning the rest of the table for that on every page makes a full walk
+O(n²); instead the table keeps, per version of its contents, the sorted index keys
+of the records that pass the query's other filters, and the total is a bisect of
+that list by the indexed range — the same number the scan gives.
 """
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +145,10 @@ def matches(record: dict[str, Any], flt: Filter) -> bool:
     return False  # pragma: no cover - OPERATORS is exhaustive
 
 
+RANGE_OPERATORS = frozenset({"GT", "GTE", "LT", "LTE", "EQ"})
+COUNT_CACHE_SIZE = 4  # filter sets remembered per table (a walk uses one or two at a time)
+
+
 class Table:
     """Records of one object with id and modified-time indexes. Not locked: the store locks."""
 
@@ -145,6 +156,8 @@ class Table:
         self.records: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []
         self._modified: list[tuple[int, str]] = []
+        self._version = 0  # bumped by every change: the count cache is only valid for one version
+        self._counted: dict[tuple, list] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -154,6 +167,7 @@ class Table:
 
     def put(self, record: dict[str, Any]) -> None:
         record_id = record["_id"]
+        self._changed()
         old = self.records.get(record_id)
         if old is not None:
             self._drop_modified(old)
@@ -166,6 +180,7 @@ class Table:
         old = self.records.pop(record_id, None)
         if old is None:
             return None
+        self._changed()
         self._drop_modified(old)
         at = bisect.bisect_left(self._ids, record_id)
         if at < len(self._ids) and self._ids[at] == record_id:
@@ -174,6 +189,7 @@ class Table:
 
     def load(self, records: list[dict[str, Any]]) -> None:
         """Bulk insert (seeding): one sort instead of many inserts."""
+        self._changed()
         for record in records:
             if record["_id"] in self.records:
                 raise ValueError(f"duplicate _id {record['_id']}")
@@ -182,9 +198,14 @@ class Table:
         self._modified = sorted((int(r["last_modified_time"]), r["_id"]) for r in self.records.values())
 
     def clear(self) -> None:
+        self._changed()
         self.records.clear()
         self._ids.clear()
         self._modified.clear()
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._counted.clear()
 
     def _drop_modified(self, record: dict[str, Any]) -> None:
         key = (int(record["last_modified_time"]), record["_id"])
@@ -204,7 +225,12 @@ class Table:
         visible: Callable[[dict[str, Any]], bool],
     ) -> tuple[list[dict[str, Any]], int]:
         """Matching records in order: the page (offset, limit) and the total (0 unless counted)."""
-        candidates = self._candidates(filters, orders)
+        plan = self._plan(filters, orders)
+        if count_total:
+            fast = self._fast_range(plan, filters, visible)
+            if fast is not None:
+                return self._fast_page(plan, *fast, offset=offset, limit=limit)
+        candidates = self._candidates(filters, orders, plan)
         page: list[dict[str, Any]] = []
         total = 0
         skipped = 0
@@ -221,18 +247,103 @@ class Table:
                 break
         return page, (total if count_total else 0)
 
-    def _candidates(self, filters: list[Filter], orders: list[Order]) -> Iterator[dict[str, Any]]:
+    def _fast_page(
+        self, plan: tuple[str, bool], passing: list, lo: int, hi: int, *, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The page and total of a counted query from the cached keys: what the scan would give."""
+        index, ascending = plan
+        if ascending:
+            keys = passing[min(hi, lo + offset):min(hi, lo + offset + limit)]
+        else:
+            end = max(lo, hi - offset)
+            keys = passing[max(lo, end - limit):end][::-1]
+        if index == "_id":
+            return [self.records[k] for k in keys], hi - lo
+        return [self.records[k[1]] for k in keys], hi - lo
+
+    @staticmethod
+    def _plan(filters: list[Filter], orders: list[Order]) -> tuple[str, bool] | None:
+        """Which index serves the order: ("_id" | "modified", ascending), or None for a scan and sort."""
         first = orders[0] if orders else Order("last_modified_time", False)
         rest_is_id = all(o.field == "_id" and o.ascending == first.ascending for o in orders[1:])
         if first.field == "_id" and len(orders) == 1:
-            lo, hi = _id_bounds(self._ids, filters)
-            ids = self._ids[lo:hi] if first.ascending else reversed(self._ids[lo:hi])
-            return (self.records[i] for i in ids)
+            return "_id", first.ascending
         if first.field == "last_modified_time" and rest_is_id:
-            lo, hi = _modified_bounds(self._modified, filters)
-            keys = self._modified[lo:hi] if first.ascending else reversed(self._modified[lo:hi])
-            return (self.records[i] for _, i in keys)
-        return iter(sorted(self.records.values(), key=_sort_key(orders)))
+            return "modified", first.ascending
+        return None
+
+    def _candidates(
+        self, filters: list[Filter], orders: list[Order], plan: tuple[str, bool] | None
+    ) -> Iterator[dict[str, Any]]:
+        if plan is None:
+            return iter(sorted(self.records.values(), key=_sort_key(orders)))
+        index, ascending = plan
+        if index == "_id":
+            ids = self._ids
+            lo, hi = _id_bounds(ids, filters)
+            positions = range(lo, hi) if ascending else range(hi - 1, lo - 1, -1)
+            return (self.records[ids[i]] for i in positions)
+        keys = self._modified
+        lo, hi = _modified_bounds(keys, filters)
+        positions = range(lo, hi) if ascending else range(hi - 1, lo - 1, -1)
+        return (self.records[keys[i][1]] for i in positions)
+
+    def _fast_range(
+        self, plan: tuple[str, bool] | None, filters: list[Filter], visible: Callable[[dict[str, Any]], bool]
+    ) -> tuple[list, int, int] | None:
+        """The matching keys in index order and the range of them the query selects, or None
+        when only the scan can tell.
+
+        The index range filters (on the index's own field) bound a slice of the index; all
+        other filters and ``visible`` are evaluated once per table version over the whole
+        index and the keys that pass are kept in index order, so the total is the size of
+        the same range in that list, and the page a slice of it. Only range filters the bisect reads exactly as the
+        per-record check does qualify: text values for ``_id`` (a numeric-looking value is
+        compared as a number by the check), whole numbers for ``last_modified_time``.
+        """
+        if plan is None:
+            return None
+        index = plan[0]
+        field = "_id" if index == "_id" else "last_modified_time"
+        ranged: list[Filter] = []
+        others: list[Filter] = []
+        for f in filters:
+            if f.field != field:
+                others.append(f)
+            elif not _exact_range(f, index):
+                return None
+            else:
+                ranged.append(f)
+        key = (index, visible, tuple(others))
+        passing = self._counted.get(key)
+        if passing is None:
+            passing = self._passing(index, others, visible)
+            if len(self._counted) >= COUNT_CACHE_SIZE:
+                self._counted.pop(next(iter(self._counted)))
+            self._counted[key] = passing
+        lo, hi = _id_bounds(passing, ranged) if index == "_id" else _modified_bounds(passing, ranged)
+        return passing, lo, hi
+
+    def _passing(self, index: str, others: list[Filter], visible: Callable[[dict[str, Any]], bool]) -> list:
+        def ok(record: dict[str, Any]) -> bool:
+            return visible(record) and all(matches(record, f) for f in others)
+
+        if index == "_id":
+            return [i for i in self._ids if ok(self.records[i])]
+        return [k for k in self._modified if ok(self.records[k[1]])]
+
+
+_WHOLE = re.compile(r"-?\d+")
+
+
+def _exact_range(flt: Filter, index: str) -> bool:
+    """Whether the index bisect selects exactly the records the per-record check passes."""
+    if flt.operator not in RANGE_OPERATORS and not (index == "modified" and flt.operator == "BETWEEN"):
+        return False
+    if index == "_id":
+        return flt.operator in RANGE_OPERATORS and bool(flt.values) and _number(flt.values[0]) is None
+    # whole numbers a float holds exactly: the check compares as floats, the bisect as ints
+    return bool(flt.values) and all(_WHOLE.fullmatch(v) and abs(int(v)) < 2**53 for v in flt.values)
 
 
 def _id_bounds(ids: list[str], filters: list[Filter]) -> tuple[int, int]:

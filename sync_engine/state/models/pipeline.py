@@ -86,6 +86,9 @@ class OutboxWrite(Base):
     __table_args__ = (
         Index("ix_outbox_work", "status", "system", "id"),
         Index("ix_outbox_record", "entity", "canonical_id", "system"),
+        # Sending walks one entity's pending rows by id: without this index each round of a first sync
+        # read every pending row and sorted them all to take the next chunk (O(n²) over the pass).
+        Index("ix_outbox_pick", "entity", "status", "id"),
     )
 
 
