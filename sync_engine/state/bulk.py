@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, Table
 from sqlalchemy.orm import Session
 
-from .types import UTC, NaiveDatetimeError, UTCDateTime, dumps_json
+from .types import UTC, UTCDateTime, as_utc, dumps_json
 
 Convert = Callable[[Any], Any]
 
@@ -35,14 +35,7 @@ def _json(value: Any) -> Any:
     return None if value is None else dumps_json(value)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise NaiveDatetimeError(f"naive datetime {value.isoformat()} given; state times must be timezone-aware")
-    return value.astimezone(UTC)
+_utc = as_utc  # the checks UTCDateTime makes on every bound value
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:

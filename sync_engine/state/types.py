@@ -34,18 +34,25 @@ class NaiveDatetimeError(ValueError):
     """A naive datetime reached the state store: its meaning is ambiguous, so it is refused."""
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """A state time in UTC; a naive datetime (or not a datetime at all) is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetimeError(f"naive datetime {value.isoformat()} given; state times must be timezone-aware")
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        value = as_utc(value)
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDatetimeError(f"naive datetime {value.isoformat()} given; state times must be timezone-aware")
-        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
