@@ -657,6 +657,25 @@ def _story(edits: list[Edit]) -> list[str]:
             for e in edits]
 
 
+def _company_json(c: Company) -> dict:
+    return {"tax": c.tax, "name": c.name, "origin": c.origin, "ids": c.ids, "deleted_in": c.deleted_in,
+            "edits": {f: [[e.seq, e.system, e.value, e.at] for e in edits] for f, edits in c.edits.items()}}
+
+
+def recheck(workdir: Path) -> dict:
+    """The checker once more on a run kept with --keep (its dumps, the driver's story, the kept state)."""
+    kept = json.loads((workdir / "driver.json").read_text(encoding="utf-8"))
+    dumps = json.loads((workdir / "dumps.json").read_text(encoding="utf-8"))
+    companies = {}
+    for c in kept["companies"]:
+        company = Company(tax=c["tax"], name=c["name"], origin=c["origin"], ids=c["ids"], deleted_in=c["deleted_in"])
+        for f, edits in c["edits"].items():
+            company.edits[f] = [Edit(*e) for e in edits]
+        companies[company.tax] = company
+    driver = argparse.Namespace(companies=companies)
+    return check(driver, dumps, kept["state"])  # type: ignore[arg-type]
+
+
 # -- the run -----------------------------------------------------------------------------------------------
 async def set_faults(emulators: dict[str, Emulator], rate: float) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
@@ -770,6 +789,10 @@ def run(args) -> dict:
         if args.keep:
             # What each system holds at the end, to trace a lost item back through `crmsync history`.
             (workdir / "dumps.json").write_text(json.dumps(dumps, ensure_ascii=False, default=str), encoding="utf-8")
+            # And what the users did, so the checker can be run again on this run (--recheck).
+            (workdir / "driver.json").write_text(json.dumps(
+                {"state": state_url, "companies": [_company_json(c) for c in driver.companies.values()]},
+                ensure_ascii=False), encoding="utf-8")
         result = check(driver, dumps, state_url)
         serve_log = (workdir / "serve.log").read_text(encoding="utf-8", errors="replace")
         result.update({
@@ -856,7 +879,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the state database (for `crmsync history`)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--recheck", metavar="DIR", type=Path,
+                        help="run only the checker again, on the files a --keep run kept in DIR")
     args = parser.parse_args(argv)
+    if args.recheck:
+        result = recheck(args.recheck)
+        print(json.dumps({k: result[k] for k in ("lost", "duplicates", "unresolved_conflicts_not_in_review",
+                                                 "source_of_truth_wins", "latest_wins_by_record_time")},
+                         ensure_ascii=False, indent=1, default=str))
+        return 1 if result["lost"] or result["duplicates"] else 0
     result = run(args)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
