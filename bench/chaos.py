@@ -586,22 +586,24 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                     continue
                 if len(distinct) > 1:
                     cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
-                    if any((cid, f) in open_reviews for cid in cids):
-                        continue
+                    if any((cid, f) in open_reviews for cid in cids) and last in distinct:
+                        continue  # (a review freezes the field: no write of ours may have overwritten the last edit)
                     unreviewed.append({"tax_id": tax, "field": f, "values": finals, "edits": _story(edits)})
                     continue
                 lost.append({"tax_id": tax, "field": f, "expected": last, "values": finals, "edits": _story(edits)})
                 continue
             acceptable = {last}
+            cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
             if f == "address":
                 erp_edits = [e for e in edits[1:] if e.system == "erp"]  # edits[0] is the record's creation
-                if erp_edits:
+                # The ERP's value wins only a conflict (a change concurrent with the later edit): an ERP
+                # edit synced before a later edit was made is simply older, and the later edit wins.
+                if erp_edits and _won_by_source_of_truth(conflicts, cids, f, erp_edits[-1].value, last):
                     acceptable.add(erp_edits[-1].value)
             if len(distinct) == 1 and distinct <= acceptable:
                 if distinct != {last}:
                     sot_wins += 1
                 continue
-            cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
             story = {"tax_id": tax, "field": f, "expected": sorted(acceptable), "values": finals, "edits": _story(edits)}
             if len(distinct) == 1 and _lost_by_record_time(conflicts, cids, f, next(iter(distinct)), last):
                 by_record_time.append(story)
@@ -619,6 +621,21 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         "reviews_open": dict(reviews_open),
         "dead_letters": dict(letters),
     }
+
+
+def _won_by_source_of_truth(conflicts: dict, cids: set, field_name: str, final, last) -> bool:
+    """The audit trail shows a conflict on this field won by the ERP (source_of_truth: erp) with the
+    final value, in which the last edit's value was one of the losers."""
+    for cid in cids:
+        for details in conflicts.get((cid, field_name), []):
+            values = details.get("values") or {}
+            if details.get("policy") != "source_of_truth:erp" or details.get("winner") != "erp":
+                continue
+            if normalized("erp", field_name, values.get("erp")) != final:
+                continue
+            if any(s != "erp" and normalized(s, field_name, v) == last for s, v in values.items()):
+                return True
+    return False
 
 
 def _lost_by_record_time(conflicts: dict, cids: set, field_name: str, final, last) -> bool:
