@@ -606,6 +606,10 @@ async def _find_created(rt: Runtime, uow: UnitOfWork, report: Report, entity: st
                     values = mapper.to_canonical(record.data, resolver)
                 except (MappingError, UnresolvedReference):
                     continue
+                if record.deleted:
+                    # A tombstone shows little (Zoho's deleted list: the name). A field it lacks is no
+                    # difference, though a read transform (normalize_domain(value)) maps it to None.
+                    values = {f: v for f, v in values.items() if v not in (None, "")}
                 for row_id, row in list(waiting.items()):
                     # Scalar fields only: a target fills in list items (order lines) with ids and totals of its own.
                     comparable = [f for f in row.values if f in values and not isinstance(row.values[f], list)]

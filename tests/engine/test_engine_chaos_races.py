@@ -13,7 +13,7 @@ from sync_engine.state.models import Link, Review
 from sync_engine.state.models.pipeline import OutboxWrite
 from sync_engine.state.types import utc_now
 
-from .memory import CLOCK
+from .memory import CLOCK, MemorySystem
 
 
 def _company(systems, **extra):
@@ -602,3 +602,44 @@ async def test_a_create_sent_after_another_run_linked_a_copy_leaves_no_twin(engi
     await engine.run_all()
     await engine.run_all()
     assert fx.records("AccountObj") == {}
+
+
+async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_field_it_lacks(memory_plugin, tmp_path):
+    """As in the test above, but Zoho maps a field through a read transform (bench/chaos.py: the website,
+    normalize_domain). A tombstone carries the name only; mapped, the transform still gave the website,
+    as None, and recovery compared it with the website we sent: no match, the create was sent again and
+    the company deleted in Zoho lived on everywhere (chaos, seed 13: "deleted in zoho, still in
+    ['erp', 'fx', 'zoho']")."""
+    from sync_engine.engine import SyncEngine
+    from sync_engine.runtime import Runtime
+    from sync_engine.state.db import StateStore
+
+    from .conftest import THREE_SYSTEMS, make_config
+
+    text = (THREE_SYSTEMS
+            .replace("fields: {name: name, tax_id: uscc,", "fields: {name: name, tax_id: uscc, domain: url,")
+            .replace("fields: {name: Account_Name, tax_id: Tax_ID,",
+                     "fields: {name: Account_Name, tax_id: Tax_ID,"
+                     " domain: {field: Website, transform: {read: \"normalize_domain(value)\"}},"))
+    assert "domain: url" in text and "Website" in text
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = make_config(text)
+    config.state.url = url
+    runtime = Runtime(config, store=StateStore.open(url))
+    async with runtime:
+        engine = SyncEngine(runtime)
+        systems = MemorySystem.instances
+        fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
+        zoho.tombstone_fields = ("Account_Name",)
+        _company(systems, url="hengtong.example.cn")
+        _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+        await engine.run_all()
+        (zid,) = zoho.records("Accounts")
+        assert zoho.records("Accounts")[zid]["Website"] == "hengtong.example.cn"
+        zoho.user_delete("Accounts", zid)
+        _age_sends(engine)
+        await engine.run_all()
+        await engine.run_all()
+        assert zoho.records("Accounts") == {}
+        assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
+    runtime.store.dispose()
