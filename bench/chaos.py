@@ -327,6 +327,7 @@ class Company:
     ids: dict[str, str] = field(default_factory=dict)
     edits: dict[str, list[Edit]] = field(default_factory=lambda: defaultdict(list))
     deleted_in: str | None = None
+    deleted_at: float | None = None
     busy: bool = False
     next_edit: dict[str, float] = field(default_factory=dict)
 
@@ -455,6 +456,7 @@ class Driver:
             response = await self._admin("DELETE", system, f"records/{OBJECT[system]}/{rid}")
             if response.status_code == 200:
                 company.deleted_in = system
+                company.deleted_at = time.time()
                 self.stats[f"delete {system}"] += 1
         finally:
             company.busy = False
@@ -569,7 +571,9 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         if company.deleted_in:
             still = sorted(s for s in SYSTEMS if held.get(s))
             if still:
-                lost.append({"tax_id": tax, "what": f"deleted in {company.deleted_in}, still in {still}"})
+                at = _at(company.deleted_at) if company.deleted_at else "?"
+                lost.append({"tax_id": tax, "what": f"deleted in {company.deleted_in} @{at}, still in {still}",
+                             "ids": company.ids})
             continue
         missing = [s for s in SYSTEMS if not held.get(s)]
         if missing:
@@ -670,12 +674,16 @@ def _lost_by_record_time(conflicts: dict, cids: set, field_name: str, final, las
 
 
 def _story(edits: list[Edit]) -> list[str]:
-    return [f"#{e.seq} {e.system} {e.value} @{time.strftime('%H:%M:%S', time.gmtime(e.at))}.{int(e.at % 1 * 1000):03d}Z"
-            for e in edits]
+    return [f"#{e.seq} {e.system} {e.value} @{_at(e.at)}" for e in edits]
+
+
+def _at(t: float) -> str:
+    return f"{time.strftime('%H:%M:%S', time.gmtime(t))}.{int(t % 1 * 1000):03d}Z"
 
 
 def _company_json(c: Company) -> dict:
     return {"tax": c.tax, "name": c.name, "origin": c.origin, "ids": c.ids, "deleted_in": c.deleted_in,
+            "deleted_at": c.deleted_at,
             "edits": {f: [[e.seq, e.system, e.value, e.at] for e in edits] for f, edits in c.edits.items()}}
 
 
@@ -685,7 +693,8 @@ def recheck(workdir: Path) -> dict:
     dumps = json.loads((workdir / "dumps.json").read_text(encoding="utf-8"))
     companies = {}
     for c in kept["companies"]:
-        company = Company(tax=c["tax"], name=c["name"], origin=c["origin"], ids=c["ids"], deleted_in=c["deleted_in"])
+        company = Company(tax=c["tax"], name=c["name"], origin=c["origin"], ids=c["ids"], deleted_in=c["deleted_in"],
+                          deleted_at=c.get("deleted_at"))
         for f, edits in c["edits"].items():
             company.edits[f] = [Edit(*e) for e in edits]
         companies[company.tax] = company
