@@ -911,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.recheck:
         result = recheck(args.recheck)
         print(json.dumps({k: result[k] for k in ("lost", "duplicates", "unresolved_conflicts_not_in_review",
-                                                 "source_of_truth_wins", "latest_wins_by_record_time")},
+                                                 "source_of_truth_wins", "latest_wins_by_record_time",
+                                                 "records_not_from_the_driver")},
                          ensure_ascii=False, indent=1, default=str))
         return 1 if result["lost"] or result["duplicates"] else 0
     result = run(args)
