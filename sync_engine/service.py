@@ -344,17 +344,23 @@ class Scheduler:
 
     async def _slot(self, flow: str, full: bool) -> None:
         spec = self.rt.config.flows[flow].reconcile if full else self.rt.config.flows[flow].schedule
-        await asyncio.to_thread(enqueue_flow, self.queue, flow, full=full, slot=slot_name(spec))
+        with _stopping_is_no_failure():
+            await asyncio.to_thread(enqueue_flow, self.queue, flow, full=full, slot=slot_name(spec))
 
     async def _renew(self) -> None:
-        await asyncio.to_thread(self.queue.enqueue, "renew_channels", {}, dedupe_key="renew_channels", priority=5)
+        with _stopping_is_no_failure():
+            await asyncio.to_thread(self.queue.enqueue, "renew_channels", {}, dedupe_key="renew_channels", priority=5)
 
     async def _check_auth(self) -> None:
-        await asyncio.to_thread(self.queue.enqueue, "check_auth", {}, dedupe_key="check_auth", priority=5)
+        with _stopping_is_no_failure():
+            await asyncio.to_thread(self.queue.enqueue, "check_auth", {}, dedupe_key="check_auth", priority=5)
 
     async def _rescue(self) -> None:
         try:
             report = await asyncio.to_thread(self.queue.rescue_expired)
+        except asyncio.CancelledError:
+            log.info("rescuing expired jobs: cut short, the process is stopping")
+            return
         except Exception:
             log.exception("rescuing expired jobs failed")
             return
@@ -364,6 +370,17 @@ class Scheduler:
     def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+
+@contextlib.contextmanager
+def _stopping_is_no_failure():
+    """A scheduled job cancelled because the process is stopping (asyncio.run cancels the tasks left):
+    apscheduler logs whatever its job raises as the job's failure, with a traceback. Stopping is not
+    one; the job ends there (whatever it was enqueuing is enqueued by the next slot or process)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        log.info("scheduled job cut short: the process is stopping")
 
 
 def slot_name(spec, now=None) -> str:
