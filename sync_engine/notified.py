@@ -78,12 +78,12 @@ def load(session: Session, links: Mapping[str, Mapping[str, Link]]) -> dict[str,
     if not by_ext:
         return {}
     out: dict[str, list[NotifiedChange]] = {}
-    ids = sorted({ext for _, _, ext in by_ext})
-    for part in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        for row in session.scalars(select(NotifiedChange).where(NotifiedChange.external_id.in_(part))):
-            cid = by_ext.get((row.system, row.object, row.external_id))
-            if cid is not None:
-                out.setdefault(cid, []).append(row)
+    keys = sorted(by_ext)
+    for part in (keys[i:i + 500] for i in range(0, len(keys), 500)):
+        for row in session.scalars(select(NotifiedChange).where(
+            tuple_(NotifiedChange.system, NotifiedChange.object, NotifiedChange.external_id).in_(part)
+        )):
+            out.setdefault(by_ext[(row.system, row.object, row.external_id)], []).append(row)
     return out
 
 
