@@ -160,6 +160,11 @@ class ChangeHint:
     ids: list[str]
     event: str = "update"  # create | update | delete | unknown
     occurred_at: datetime | None = None
+    #: id -> the changed fields' new values, in the system's shape (as a read returns them), when the
+    #: notification carries them (Zoho with ``return_affected_field_values``). Still a hint for the
+    #: record's current state (it is fetched), but evidence of an edit that a write of ours landing just
+    #: after it overwrote: no read will show that edit again (see ``sync_engine.reconcile``).
+    values: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)

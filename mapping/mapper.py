@@ -272,6 +272,25 @@ class Mapper:
         collector.raise_if_any()
         return out
 
+    def to_canonical_partial(self, system_data: Mapping[str, Any], resolver: ReferenceResolver) -> dict[str, Any]:
+        """Canonical values of the fields a partial record fully supplies (a change notification's changed
+        fields, in the shape a read returns): mapped exactly as a read maps them. A field whose system
+        field, or a field its read transform looks at, is absent is left out (absent is "not said", never
+        "cleared"), and so is one that cannot be mapped (a conversion error, a reference not linked)."""
+        collector = _Collector(self.entity, self.system)
+        out = self._read(system_data, resolver, collector)
+        failed = {e.field for e in collector.errors} | {m.field for m in collector.missing}
+        present = set(system_data)
+        supplied: set[str] = set()
+        for rule in self._read_rules:
+            if rule.path is None or not rule.parts:
+                continue
+            top = rule.path if self.flat_keys and rule.items is None else rule.parts[0]
+            needs = {top} | set(rule.read_transform.record_fields if rule.read_transform is not None else ())
+            if needs <= present:
+                supplied.add(rule.canonical)
+        return {f: v for f, v in out.items() if f in supplied and f not in failed}
+
     def _read(self, data: Mapping[str, Any], resolver: ReferenceResolver, c: _Collector) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for rule in self._read_rules:

@@ -21,7 +21,7 @@ from connectors.errors import AuthError, ConnectorError
 from connectors.ratelimit import URGENT, priority
 from mapping.references import MissingLink
 
-from . import derive
+from . import derive, notified
 from . import records as rec
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
@@ -84,29 +84,53 @@ class SyncEngine:
 
     # -- webhook-triggered ------------------------------------------------
     async def sync_hints(self, system: str, hints: Sequence[ChangeHint], *, origin: str = "event", job_id: int | None = None) -> list[Report]:
-        """Fetch the current state of the hinted records and reconcile them (webhooks are hints, not data)."""
+        """Fetch the current state of the hinted records and reconcile them (webhooks are hints, not data).
+
+        A hint that carries the changed values (Zoho's ``affected_values``) is also evidence of an edit
+        that a write of ours may overwrite right after it: kept for the records' merges (see
+        ``notified``), and those records are reconciled even when their current version was already."""
         by_flow: dict[str, set[str]] = defaultdict(set)
+        notes = []
         for hint in hints:
-            for flow_name in self.rt.flows_for(system, hint.object):
+            flows = self.rt.flows_for(system, hint.object)
+            for flow_name in flows:
                 by_flow[flow_name].update(hint.ids)
+            if flows and hint.values and hint.occurred_at is not None:
+                notes.extend((hint.object, rid, values, hint.occurred_at) for rid, values in hint.values.items()
+                             if rid in hint.ids)
+        noted: set[str] = set()
+        if notes:
+            with self.rt.store.write() as session:
+                notified.store(session, system, notes)
+            noted = {str(rid) for _, rid, _, _ in notes}
         reports = []
         with priority(URGENT):
             for flow_name in self.rt.flows_in_order(list(by_flow)):
-                reports.append(await self._sync_ids(flow_name, system, sorted(by_flow[flow_name]), origin=origin, job_id=job_id))
+                reports.append(await self._sync_ids(flow_name, system, sorted(by_flow[flow_name]), origin=origin,
+                                                    job_id=job_id, noted=noted))
         return reports
 
-    async def _sync_ids(self, flow_name: str, system: str, ids: list[str], *, origin: str, job_id: int | None) -> Report:
+    async def _sync_ids(
+        self, flow_name: str, system: str, ids: list[str], *, origin: str, job_id: int | None,
+        noted: set[str] = frozenset(),
+    ) -> Report:
         kind = RunKind.WEBHOOK if origin == "event" else RunKind.REPLAY if origin == "replay" else RunKind.RECONCILE
         with self._recorded_run(flow_name, kind, job_id) as (uow, report):
             entity = self.rt.flow(flow_name).entity
             mapper = self.rt.mappings.mapper(entity, system)
             fetched_at = utc_now()
             records = await self.rt.connector(system).fetch(mapper.object, ids, mapper.system_fields())
+            forced = [r for r in records if r.external_id in noted] if origin != "replay" else []
             with uow.tx() as session:
                 staged, skipped = stage_records(
-                    session, entity, system, mapper.object, records, origin=origin, run_id=report.run_id,
+                    session, entity, system, mapper.object, [r for r in records if r.external_id not in noted]
+                    if forced else records, origin=origin, run_id=report.run_id,
                     force=origin == "replay", fetched_at=fetched_at,
                 )
+                if forced:
+                    # A notified edit is weighed in the record's merge, even if this version was merged already.
+                    stage_records(session, entity, system, mapper.object, forced, origin=origin,
+                                  run_id=report.run_id, force=True, fetched_at=fetched_at)
             report.count(system, "read", len(records))
             report.count(system, "skipped", skipped)
             await self._read_counterparts(uow, report, flow_name, system, [r.external_id for r in records], origin)

@@ -19,12 +19,13 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import OperationalError
 
-from connectors.base import WebhookDelivery, WebhookVerifier
+from connectors.base import ChangeHint, WebhookDelivery, WebhookVerifier
 
 from .logs import redact, register_secret
 from .runtime import Runtime
@@ -149,6 +150,19 @@ class WebhookIntake:
                 for w in batch
             ]
             return accept_deliveries(session, self.queue, deliveries, job_kind="webhook", priority=WEBHOOK_PRIORITY)
+
+
+def hint_of(stored: Mapping) -> ChangeHint:
+    """A hint as a webhook job's payload keeps it (see :meth:`WebhookIntake.accept`), back as a ChangeHint:
+    with the time of the change and the values the notification carried, when it did."""
+    occurred = stored.get("occurred_at")
+    when = datetime.fromisoformat(occurred) if isinstance(occurred, str) else None
+    values = stored.get("values")
+    return ChangeHint(
+        stored["object"], [str(i) for i in stored["ids"]], stored.get("event", "update"),
+        occurred_at=when if when is None or when.tzinfo else when.replace(tzinfo=UTC),
+        values={str(k): dict(v) for k, v in values.items() if isinstance(v, dict)} if isinstance(values, dict) else None,
+    )
 
 
 def _with_lock(delivery: Delivery, lock_key: str) -> Delivery:

@@ -99,15 +99,21 @@ def merge(
     frozen: set[str] = frozenset(),
     equal: Callable[[str, Any, Any], bool] = lambda _f, a, b: values_equal(a, b),
     origins: Mapping[str, tuple[str, datetime | None]] | None = None,
+    notified: Mapping[str, Mapping[str, tuple[Any, datetime | None]]] | None = None,
 ) -> MergeResult:
     """Merge ``observations`` into ``base``. Pure: no I/O, no clock.
 
     ``origins``: field -> (system, modified time) of the change that set the base value, for fields a
-    system changed starting from an older value than the base (see below)."""
+    system changed starting from an older value than the base (see below).
+    ``notified``: field -> {system: (value, time)}, changes known otherwise than by reading the systems
+    now (an edit a notification announced and a write of ours overwrote, with the change that write
+    carried: see ``sync_engine.notified``). They take part like observed changes, each with its own time;
+    a system's observed change of the field, if any, comes first."""
     origins = origins or {}
+    notified = notified or {}
     rank = {name: i for i, name in enumerate(system_order)}
     result = MergeResult(values=dict(base))
-    fields = sorted({f for obs in observations for f in obs.values})
+    fields = sorted({f for obs in observations for f in obs.values} | set(notified))
     observed = {obs.system: obs for obs in observations}
 
     for name in fields:
@@ -153,6 +159,10 @@ def merge(
                     # were concurrent; merged as the only one, the older could undo the newer.
                     changes.setdefault(origin[0], base_value)
                     times.setdefault(origin[0], origin[1])
+        for system, (value, at) in notified.get(name, {}).items():
+            if system not in changes:
+                changes[system] = value
+                times[system] = at
         if not changes:
             continue
 

@@ -20,7 +20,7 @@ from mapping.canonical import canonical_hash
 from mapping.errors import MappingError
 from mapping.references import MissingLink, UnresolvedReference
 
-from . import derive, records as rec
+from . import derive, notified as notices, records as rec
 from .context import Report
 from .links import LinkResolver
 from .matching import KeySpec, decide, default_keys, keys_of
@@ -71,6 +71,10 @@ class BatchCache:
         self.sent: dict[tuple[str, str], dict[str, Any]] = {}
         #: (canonical id, system) of the links this batch made
         self.linked_now: set[tuple[str, str]] = set()
+        #: canonical id -> change notifications that carried values, waiting to be weighed (see notified.py)
+        self.notified: dict[str, list] = {}
+        #: ids of the notifications weighed for good by this batch (deleted at its end)
+        self.notified_done: list[int] = []
 
     def load_links_of(self, changes: list[StagedChange]) -> None:
         by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -261,6 +265,7 @@ def reconcile_batch(
         _supersede_creates(session, entity, matched_existing, cache)
         session.flush()
         cache.load_records(list(groups))
+        cache.notified = notices.load(session, {cid: cache.links[cid] for cid in groups if cid not in cache.new_records})
         cache.key_fields = {s.field for s in specs}
         done: list[StagedChange] = []
         cache.load_late_writes(groups)
@@ -270,6 +275,8 @@ def reconcile_batch(
             done.extend(change for change, _ in items)
         if cache.rekey:
             rec.replace_match_keys_many(session, entity, specs, cache.rekey, new=cache.new_records)
+        if cache.notified_done:
+            notices.forget(session, cache.notified_done)
         # The batch's staged rows are plain rows (see SyncEngine._reconcile_all): reconciled or dropped ones
         # go in one statement, the others (deferred, waiting for review) are written back.
         table = StagedChange.__table__
@@ -438,6 +445,14 @@ def _reconcile_record(
         and not equal(f, v[f], merge_snapshots[c.system].values[f])
         and not equal(f, merge_snapshots[c.system].values[f], base_values[f]) and not equal(f, v[f], base_values[f])
     }
+    notified = None
+    if cache.notified.get(cid):
+        # Edits a notification announced and a write of ours overwrote since (see notified.py).
+        current = {s: dict(snap.values) for s, snap in snapshots.items()}
+        for c, v in observations:
+            current[c.system] = {**current.get(c.system, {}), **v}
+        notified = notices.weigh(rt, session, entity, cid, cache.notified.pop(cid), base=record.values,
+                                 current=current, equal=equal, done=cache.notified_done) or None
     result = merge(
         record.values,
         merge_snapshots,
@@ -447,6 +462,7 @@ def _reconcile_record(
         frozen={f for f in frozen if f},
         equal=equal,
         origins=_origins(session, entity, cid, {f: base_values[f] for f in stale}, equal) if stale else None,
+        notified=notified,
     )
     for conflict in result.conflicts:
         review_id = None
@@ -479,6 +495,8 @@ def _reconcile_record(
     if result.changed & cache.key_fields or not base:
         cache.rekey[cid] = result.values  # written for the whole batch at its end
     now = utc_now()
+    #: field -> the system whose notified edit took part in the merge (audited apart, at its own time)
+    notifier = {f: next(iter(sides)) for f, sides in (notified or {}).items()}
     for change, values in observations:
         snapshots[change.system] = rec.save_snapshot(
             session, entity=entity, canonical_id=cid, system=change.system, values=values,
@@ -489,11 +507,22 @@ def _reconcile_record(
         link = links.get(change.system)
         if link is not None:
             link.last_synced_at = now
-        changed_here = {f: [base.get(f), result.values.get(f)] for f in result.changed if change.system in result.changed_by.get(f, [])}
+        changed_here = {f: [base.get(f), result.values.get(f)] for f in result.changed
+                        if change.system in result.changed_by.get(f, []) and notifier.get(f) != change.system}
         if changed_here or not base:
             rec.audit(session, "read", entity=entity, canonical_id=cid, system=change.system, object=change.object,
                       external_id=change.external_id, origin=change.origin, run_id=run_id,
                       details={"changes": changed_here, "modified_at": change.modified_at.isoformat() if change.modified_at else None})
+    for f, sides in (notified or {}).items():
+        system, (_value, at) = next(iter(sides.items()))
+        if f in result.changed and system in result.changed_by.get(f, []):
+            # Recorded as that system's change at its own time: the newest change of the field (_origins).
+            link = links.get(system)
+            rec.audit(session, "read", entity=entity, canonical_id=cid, system=system,
+                      object=link.object if link else None, external_id=link.external_id if link else None,
+                      origin="event", run_id=run_id,
+                      details={"changes": {f: [base.get(f), result.values.get(f)]},
+                               "modified_at": at.isoformat() if at else None, "notified": True})
     # A field waiting for a person is written nowhere until the review is settled.
     held = {f for f in frozen if f} | {c.field for c in result.held}
     origin = observations[0][0].origin if observations else "poll"

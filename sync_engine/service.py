@@ -21,7 +21,7 @@ from connectors.base import ChangeHint
 from connectors.errors import AuthError, ConnectorError
 
 from .engine import SyncEngine
-from .intake import WEBHOOK_PRIORITY, WebhookIntake  # noqa: F401 - part of this module's interface
+from .intake import WEBHOOK_PRIORITY, WebhookIntake, hint_of  # noqa: F401 - part of this module's interface
 from .leases import LeaseKeeper
 from .logs import register_secret
 from .operations import replay_dead_letters
@@ -119,7 +119,7 @@ class Worker:
         by_system: dict[str, list[ChangeHint]] = {}
         for job in jobs:
             for h in job.payload["hints"]:
-                by_system.setdefault(job.payload["system"], []).append(ChangeHint(h["object"], list(h["ids"]), h.get("event", "update")))
+                by_system.setdefault(job.payload["system"], []).append(hint_of(h))
         for system, hints in by_system.items():
             await self.engine.sync_hints(system, hints, job_id=jobs[0].id)
         inbox_ids = [job.payload["inbox_id"] for job in jobs if job.payload.get("inbox_id")]
@@ -216,7 +216,7 @@ class Worker:
             report = await self.engine.run_flow(payload["flow"], full=bool(payload.get("full")), job_id=job.id)
             return {"counts": report.as_dict()["counts"], "errors": report.errors}
         if job.kind == "webhook":
-            hints = [ChangeHint(h["object"], list(h["ids"]), h.get("event", "update")) for h in payload["hints"]]
+            hints = [hint_of(h) for h in payload["hints"]]
             reports = await self.engine.sync_hints(payload["system"], hints, job_id=job.id)
             if payload.get("inbox_id"):
                 with self.rt.store.write() as session:

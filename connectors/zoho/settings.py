@@ -126,6 +126,13 @@ class ZohoSettings(BaseModel):
         24.0, gt=0, le=168, description="Lifetime requested for notification channels (Zoho max: 1 day in v2-v3, "
         "7 days from v4; longer requests silently become 1 hour, so it is clamped).",
     )
+    notify_affected_values: bool = Field(
+        True, description="Subscribe notification channels with return_affected_field_values, so each update "
+        "callback carries the new values of the fields it changed and Zoho's server_time. A user's edit landing "
+        "between crmsync's last read and its write of the record is overwritten (no API offers a conditional "
+        "write); the stored callback is the evidence that brings that edit back, weighed by the field's conflict "
+        "policy.",
+    )
 
     @field_validator("api_version")
     @classmethod

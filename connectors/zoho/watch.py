@@ -52,8 +52,9 @@ class Watcher:
                     "notify_url": notify_url,
                     "token": token,
                     "channel_expiry": format_datetime(expiry),
-                    # A callback is only a hint: the engine re-reads the records, so no field values are needed.
-                    "return_affected_field_values": False,
+                    # The engine re-reads the records, but a callback with the changed values is evidence of
+                    # an edit our write may overwrite right after it (see ZohoSettings.notify_affected_values).
+                    "return_affected_field_values": bool(self.client.settings.notify_affected_values),
                     "notify_on_related_action": False,
                 }
             ]

@@ -2,7 +2,9 @@
 
 Zoho signs nothing: a callback carries the ``channel_id`` and the ``token`` we gave
 the channel. The verifier looks the channel's token up and compares in constant
-time. The callback only names ids; the engine fetches the records.
+time. The callback names ids, and the engine fetches the records; on a channel with
+``return_affected_field_values`` an update also carries the new values of the fields it
+changed, kept with the hint as evidence of that edit (``ChangeHint.values``).
 """
 from __future__ import annotations
 
@@ -67,9 +69,11 @@ class ZohoWebhookVerifier(WebhookVerifier):
         fingerprint = hashlib.sha256(
             json.dumps([module, operation, sorted(ids), payload.get("server_time")], sort_keys=True).encode()
         ).hexdigest()[:32]
+        event = _EVENTS.get(operation, "unknown")
+        values = _affected_values(payload.get("affected_values"), ids) if event == "update" and occurred else None
         return WebhookDelivery(
             dedupe_key=f"zoho:{channel_id}:{fingerprint}",
-            hints=[ChangeHint(object=module, ids=ids, event=_EVENTS.get(operation, "unknown"), occurred_at=occurred)],
+            hints=[ChangeHint(object=module, ids=ids, event=event, occurred_at=occurred, values=values or None)],
             reply_body="",
             reply_status=200,
         )
@@ -89,6 +93,23 @@ class ZohoWebhookVerifier(WebhookVerifier):
 
 #: What replaces a credential in a stored body (the logs' marker).
 REDACTED = "***"
+
+
+def _affected_values(value: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``affected_values`` (channels subscribed with ``return_affected_field_values``): record id -> the
+    new values of the fields the change touched, in the API's shape. Entries naming a record the callback
+    does not list, or not shaped as documented, are left out (the callback is still a valid hint)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(value, list):
+        return out
+    wanted = set(ids)
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
+            continue
+        rid = str(item.get("record_id", ""))
+        if rid in wanted and item["values"]:
+            out.setdefault(rid, {}).update(item["values"])
+    return out
 
 
 def _server_time(value: Any) -> datetime | None:

@@ -99,6 +99,18 @@ def test_absent_fields_stay_unknown_but_nulls_are_read(maps):
     assert values == {"name": "华为", "industry": None, "country": "CN"}  # status absent: unknown, not 'active'
 
 
+def test_a_partial_record_maps_only_the_fields_it_supplies(maps):
+    """A change notification's values (Zoho affected_values): mapped as a read, without the required name,
+    without defaults for fields it does not name, and without a reference that is not linked."""
+    zoho = maps.mapper("account", "zoho")
+    assert zoho.to_canonical_partial({"Industry": "Industrial", "Partner": {"id": "Z-P1"}}, LINKS) == {
+        "industry": "manufacturing", "partner": "ptn-1"}
+    assert zoho.to_canonical_partial({"Account_Name": "  华为 ", "Details": {"Tax": {"Code": "9144"}}}, LINKS) == {
+        "name": "华为", "tax_id": "9144"}
+    assert zoho.to_canonical_partial({"Partner": {"id": "Z-UNKNOWN"}, "Industry": None}, LINKS) == {"industry": None}
+    assert zoho.to_canonical_partial({"Industry": "Mining"}, LINKS) == {}  # unmapped value: left out
+
+
 def test_full_write_skips_nulls_honours_never_write_and_adds_defaults(maps):
     zoho = maps.mapper("account", "zoho")
     payload = zoho.to_system({"name": "深圳市华为技术", "industry": "technology", "partner": "ptn-1",

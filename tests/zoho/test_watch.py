@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -37,9 +37,13 @@ async def test_enable_change_callback_verify_renew_disable(org, receiver):
         assert payload["resource_uri"].endswith("/crm/v2/Accounts")
         assert set(payload) >= {"server_time", "query_params", "module", "resource_uri", "ids", "affected_fields",
                                 "operation", "channel_id", "token"}
+        # Subscribed with return_affected_field_values (default): the edit's new values and Zoho's time come along.
+        assert payload["affected_values"] == [{"record_id": target, "values": {"Phone": "+86 20 8888 6666"}}]
         delivery = verifier.verify(app.headers[0], app.bodies[0], now=time.time(), channel_token=tokens.get)
         (hint,) = delivery.hints
         assert (hint.object, hint.ids, hint.event) == ("Accounts", [target], "update")
+        assert hint.values == {target: {"Phone": "+86 20 8888 6666"}}
+        assert hint.occurred_at == datetime.fromtimestamp(payload["server_time"] / 1000, tz=UTC)
         assert delivery.dedupe_key.startswith(f"zoho:{channel.channel_id}:")
 
         renewed = await zoho.renew_notifications(channel, expires_at=now + timedelta(hours=20))
@@ -59,6 +63,34 @@ async def test_enable_change_callback_verify_renew_disable(org, receiver):
         time.sleep(0.3)
         assert len(app.bodies) == 2, "a disabled channel is silent"
         await zoho.disable_notifications(channel.channel_id)  # idempotent
+
+
+async def test_affected_values_can_be_turned_off(org, receiver):
+    app, url = receiver
+    org.emu.seed(5, ["Accounts"])
+    target = org.emu.store.snapshot_ids("Accounts")[0]
+    async with org.connector(notify_affected_values=False) as zoho:
+        channel = await zoho.enable_notifications(["Accounts"], url, "", "", datetime.now(UTC) + timedelta(hours=1))
+        (listed,) = await zoho.watcher.list(channel.channel_id)
+        assert listed["return_affected_field_values"] is False
+    org.emu.admin_update("Accounts", target, {"Phone": "+86 20 8888 7777"})
+    (payload,) = wait_for(app, 1)
+    assert "affected_values" not in payload
+    hint = ZohoWebhookVerifier().verify({}, app.bodies[0], now=time.time(), channel_token={channel.channel_id: channel.token}.get).hints[0]
+    assert hint.ids == [target] and hint.values is None
+
+
+def test_verifier_keeps_the_documented_affected_values():
+    """The callback of the API reference (update, return_affected_field_values: true): its values reach the hint;
+    entries for records the callback does not name, or not shaped as documented, are left out."""
+    body = (b'{"server_time":1718115953625,"affected_values":[{"record_id":"5725767000003000010","values":{"Mobile":"123456789"}},'
+            b'{"record_id":"99","values":{"Mobile":"1"}},{"record_id":"5725767000003000010","values":"x"}],'
+            b'"query_params":{},"module":"Leads","resource_uri":"https://www.zohoapis.com/crm/v2/Leads",'
+            b'"ids":["5725767000003000010"],"affected_fields":[{"5725767000003000010":["Mobile"]}],'
+            b'"operation":"update","channel_id":"1000000068001","token":"TOKEN"}')
+    (hint,) = ZohoWebhookVerifier().verify({}, body, now=0, channel_token={"1000000068001": "TOKEN"}.get).hints
+    assert hint.values == {"5725767000003000010": {"Mobile": "123456789"}}
+    assert hint.occurred_at == datetime(2024, 6, 11, 14, 25, 53, 625000, tzinfo=UTC)
 
 
 async def test_delete_notification_and_affected_values(org, receiver):

@@ -19,7 +19,7 @@ from .history import AuditEvent, DeadLetter, Run
 from .jobs import InboxEntry, Job
 from .review import Conflict, Review
 from .sync import Cursor, Link, Record, Snapshot
-from .pipeline import MatchKey, OutboxWrite, StagedChange, TriggerFiring
+from .pipeline import MatchKey, NotifiedChange, OutboxWrite, StagedChange, TriggerFiring
 from .systems import Channel, SystemState
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "JobStatus",
     "Link",
     "MatchKey",
+    "NotifiedChange",
     "OutboxWrite",
     "StagedChange",
     "TriggerFiring",

@@ -92,6 +92,34 @@ class OutboxWrite(Base):
     )
 
 
+class NotifiedChange(Base):
+    """A system's notification of an edit that carried the new field values (Zoho's
+    ``affected_values`` with its ``server_time``): evidence of the edit that outlives it.
+
+    No API offers a conditional write, so a user's edit landing between our last read of a record and
+    our write of it is overwritten, and no later read shows it. The notification of that edit still
+    says what the user set and when: reconciliation weighs it against the change our write carried
+    (see ``reconcile._notified_changes``). Kept until a merge of the record has decided it (or found
+    nothing it could have lost), and while one of our writes to the record is still on its way."""
+
+    __tablename__ = "notified_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(SYSTEM_LEN), nullable=False)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_LEN), nullable=False)
+    #: when the system made the change (its own clock: Zoho's ``server_time``)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: the changed fields' new values, in the system's shape (as a read returns them)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict, nullable=False)
+    received_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        UniqueConstraint("system", "object", "external_id", "occurred_at"),
+        Index("ix_notified_changes_received", "received_at"),
+    )
+
+
 class MatchKey(Base):
     __tablename__ = "match_keys"
 
