@@ -109,21 +109,17 @@ BUFFER = "crmsync_batched_inserts"
 
 class NewRow:
     """A row made during a batch and inserted with its kind at the batch's end. Until then it
-    is read and changed like the ORM object it stands for (``status``, ``values``…)."""
+    is read and changed like the ORM object it stands for (``status``, ``values``…).
 
-    __slots__ = ("fields",)
+    Its attributes are its ``fields`` dict itself (the instance's ``__dict__``): reading or setting
+    one is a plain attribute access, and changes land in ``fields``."""
 
     def __init__(self, fields: dict[str, Any]) -> None:
-        object.__setattr__(self, "fields", fields)
+        self.__dict__ = fields
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.fields[name] = value
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.__dict__
 
 
 def load_rows(session: Session, query: Any) -> list[NewRow]:
@@ -132,7 +128,7 @@ def load_rows(session: Session, query: Any) -> list[NewRow]:
     # On the session's connection: a Core query needs none of the ORM's result handling.
     result = session.connection().execute(query)
     keys = list(result.keys())
-    return [NewRow(dict(zip(keys, row))) for row in result]
+    return [NewRow(dict(zip(keys, row))) for row in result.all()]
 
 
 def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
