@@ -257,8 +257,9 @@ def _keys_of_records_sql(dialect: str) -> TextClause:
     entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
     table = "match_keys INDEXED BY ix_match_keys_record" if dialect == "sqlite" else "match_keys"
     return text(
-        f"SELECT canonical_id, field, value FROM {table} WHERE entity = :entity AND canonical_id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
+        f"SELECT canonical_id, field, value FROM {table}"
+        " WHERE entity = :entity AND canonical_id IN :ids AND field IN :fields"
+    ).bindparams(bindparam("ids", expanding=True), bindparam("fields", expanding=True))
 
 
 class MatchIndex:
@@ -275,6 +276,8 @@ class MatchIndex:
         self.session = session
         self.entity = entity
         self.weak = weak_fields(specs)  # name keys and their cores
+        #: the keys a candidate is scored on (matching.decide): not the cores, which only find candidates
+        self.scored = sorted({s.field for s in specs})
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
         self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -299,7 +302,7 @@ class MatchIndex:
                 for value, cid in self.session.connection().execute(
                     select(MatchKey.value, MatchKey.canonical_id)
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
-                ):
+                ).all():
                     self.exact[(field, value)].add(cid)
                     ids.add(cid)
         # A block read before is complete: what the batch created since was added to it (see add()).
@@ -311,7 +314,7 @@ class MatchIndex:
             for i, (field, prefix) in enumerate(padded):
                 params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
             found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params):
+            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params).all():
                 found[k].append((value, cid))
                 ids.add(cid)
             for i, (field, prefix) in enumerate(part):
@@ -320,14 +323,15 @@ class MatchIndex:
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
             for cid, field, value in self.session.connection().execute(
-                _keys_of_records_sql(self.session.get_bind().dialect.name), {"entity": entity, "ids": part}
-            ):
+                _keys_of_records_sql(self.session.get_bind().dialect.name),
+                {"entity": entity, "ids": part, "fields": self.scored},
+            ).all():
                 self.keys[cid][field] = value
             for cid, system in self.session.connection().execute(
                 # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
                 # one whose copy there was deleted cannot take another record of that system without a person.
                 select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))
-            ):
+            ).all():
                 self.systems[cid].add(system)
 
     def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
@@ -336,7 +340,8 @@ class MatchIndex:
             value = value[:255]
             self.added.append((field, value, canonical_id))
             self.exact[(field, value)].add(canonical_id)
-            self.keys[canonical_id][field] = value
+            if field in self.scored:
+                self.keys[canonical_id][field] = value
             if field in self.weak and len(value) >= 2:
                 similar = self.similar.get((field, value[:2]))
                 if similar is not None:
