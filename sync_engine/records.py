@@ -9,6 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import TextClause, bindparam, delete, select, text
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from mapping.canonical import canonical_field_equal
+from mapping.canonical import canonical_field_equal, canonical_hash
 
 from .matching import Candidate, KeySpec, keys_of, weak_fields
 from .merge import values_equal
@@ -66,6 +67,41 @@ def field_equality(model: str) -> Callable[[str, Any, Any], bool]:
         return values_equal(a, b) or canonical_field_equal(field, a, b, model)
 
     return equal
+
+
+#: Value types a hash can be reused for while the very same objects are held (they cannot change in place).
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), Decimal})
+#: Types whose equal values (of the same type) have one and the same canonical form. Not float
+#: (0.0 == -0.0, written differently) nor Decimal (compared by identity only).
+_BY_VALUE = frozenset({str, int, bool})
+
+
+def _same_values(known: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    if known.keys() != values.keys():
+        return False
+    for f, v in known.items():
+        w = values[f]
+        if w is not v and not (type(w) is type(v) and type(v) in _BY_VALUE and w == v):
+            return False
+    return True
+
+
+def hash_memo(model: str) -> Callable[[Mapping[str, Any]], str]:
+    """``canonical_hash(values, model)``, computed once for mappings of the same keys whose values are
+    the very same immutable objects, or equal strings and integers: a record's merged values and the
+    snapshot of the read that set them are usually two such dicts, hashed one after the other."""
+    seen: list[tuple[dict[str, Any], str]] = []
+
+    def hash_of(values: Mapping[str, Any]) -> str:
+        for known, digest in seen:
+            if _same_values(known, values):
+                return digest
+        digest = canonical_hash(values, model)
+        if all(type(v) in _IMMUTABLE for v in values.values()):
+            seen.append((dict(values), digest))
+        return digest
+
+    return hash_of
 
 
 def dead_letter(
