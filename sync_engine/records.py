@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, bindparam, delete, select, text
+from sqlalchemy import TextClause, delete, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -228,7 +228,7 @@ def audit(
         "system": system,
         "object": object,
         "external_id": external_id,
-        "origin": Origin(origin) if origin in Origin._value2member_map_ else None,
+        "origin": Origin._value2member_map_.get(origin),  # Origin(origin), or None for another value
         "run_id": run_id,
         "details": dict(details or {}),
         "api_call": dict(api_call) if api_call else None,
@@ -286,16 +286,19 @@ def _similar_names_sql() -> TextClause:
     return text(" UNION ALL ".join(branch.format(i=i, limit=FUZZY_CANDIDATES) for i in range(SIMILAR_PER_QUERY)))
 
 
-@functools.cache
-def _keys_of_records_sql(dialect: str) -> TextClause:
-    """The match keys of some records. On SQLite through the record index by name: without
-    statistics it prefers the primary key (entity first, covering) and reads every key of the
-    entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
+def _keys_of_records_sql(dialect: str, ids: int, fields: int) -> str:
+    """The match keys of some records (:func:`bulk.select_rows`). On SQLite through the record index
+    by name: without statistics it prefers the primary key (entity first, covering) and reads every
+    key of the entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
     table = "match_keys INDEXED BY ix_match_keys_record" if dialect == "sqlite" else "match_keys"
-    return text(
-        f"SELECT canonical_id, field, value FROM {table}"
-        " WHERE entity = :entity AND canonical_id IN :ids AND field IN :fields"
-    ).bindparams(bindparam("ids", expanding=True), bindparam("fields", expanding=True))
+    return (
+        f"SELECT canonical_id, field, value FROM {table} WHERE entity = ?"
+        f" AND canonical_id IN ({bulk.placeholders(ids)}) AND field IN ({bulk.placeholders(fields)})"
+    )
+
+
+def _systems_of_records_sql(ids: int) -> str:
+    return f"SELECT canonical_id, system FROM links WHERE entity = ? AND canonical_id IN ({bulk.placeholders(ids)})"
 
 
 class MatchIndex:
@@ -358,16 +361,15 @@ class MatchIndex:
                 made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
-            for cid, field, value in self.session.connection().execute(
-                _keys_of_records_sql(self.session.get_bind().dialect.name),
-                {"entity": entity, "ids": part, "fields": self.scored},
-            ).all():
+            # Straight to the driver: SQLAlchemy would expand and process the ids one by one each time.
+            dialect = self.session.get_bind().dialect.name
+            for cid, field, value in bulk.select_rows(
+                self.session, _keys_of_records_sql(dialect, len(part), len(self.scored)), [entity, *part, *self.scored]
+            ) if self.scored else ():
                 self.keys[cid][field] = value
-            for cid, system in self.session.connection().execute(
-                # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
-                # one whose copy there was deleted cannot take another record of that system without a person.
-                select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))
-            ).all():
+            # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
+            # one whose copy there was deleted cannot take another record of that system without a person.
+            for cid, system in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
                 self.systems[cid].add(system)
 
     def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
@@ -394,7 +396,10 @@ class MatchIndex:
             value = mine.get(field, "")
             if len(value) >= 2:
                 ids.update(cid for _, cid in self.similar.get((field, value[:2]), ()))
-        return [Candidate(cid, dict(self.keys.get(cid, {})), set(self.systems.get(cid, ()))) for cid in sorted(ids)]
+        # The keys are shared, not copied: a candidate's keys are only read (matching.decide).
+        empty: dict[str, str] = {}
+        keys, systems = self.keys, self.systems
+        return [Candidate(cid, keys.get(cid, empty), set(systems.get(cid, ()))) for cid in sorted(ids)]
 
 
 #: How many similar-name records a match looks at, at most.

@@ -205,5 +205,23 @@ def update_rows(
     _run(session, sql, params)
 
 
+@functools.lru_cache(maxsize=256)
+def _driver_sql(sql: str, dialect: str) -> str:
+    return sql if dialect == "sqlite" else sql.replace("?", "%s")
+
+
+def placeholders(n: int) -> str:
+    """``?, ?, …`` for an ``IN (…)`` list of ``n`` values in :func:`select_rows`'s SQL."""
+    return ", ".join("?" * n)
+
+
+def select_rows(session: Session, sql: str, params: Sequence[Any]) -> Sequence[Any]:
+    """Rows of ``sql`` (``?`` placeholders, values that need no conversion), on the
+    session's connection: for lookups with long ``IN (…)`` lists, which SQLAlchemy would expand and
+    process value by value on every execution."""
+    result = session.connection().exec_driver_sql(_driver_sql(sql, _dialect(session)), tuple(params))
+    return result.all()
+
+
 def _quote_fn(session: Session) -> Callable[[str], str]:
     return session.get_bind().dialect.identifier_preparer.quote
