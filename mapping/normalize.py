@@ -69,6 +69,9 @@ _EN_SUFFIXES = (
     ("co",),
 )
 
+#: The last words of the English suffixes: a name ending in none of them has none of them.
+_EN_SUFFIX_ENDS = frozenset(suffix[-1] for suffix in _EN_SUFFIXES)
+
 # Display form: the same suffixes with their punctuation, anchored at the end.
 _DISPLAY_SUFFIX = re.compile(
     r"(?:[\s,，.。]*(?:" + "|".join(_CN_SUFFIXES) + r"|co\.?\s*,?\s*ltd\.?|company\s+limited|co\.?\s*limited|"
@@ -126,13 +129,15 @@ def company_name(name: str | None, *, strip_region: bool = False) -> str | None:
     changed = True
     while changed and words:
         changed = False
-        for suffix in _EN_SUFFIXES:
-            n = len(suffix)
-            if len(words) > n and tuple(words[-n:]) == suffix:
-                del words[-n:]
-                changed = True
-                break
-        if words:
+        # Set / tuple checks first: most names end in no English suffix, and a Chinese word in none of them.
+        if words[-1] in _EN_SUFFIX_ENDS:
+            for suffix in _EN_SUFFIXES:
+                n = len(suffix)
+                if len(words) > n and tuple(words[-n:]) == suffix:
+                    del words[-n:]
+                    changed = True
+                    break
+        if words and words[-1].endswith(_CN_SUFFIXES):
             last = words[-1]
             for suffix in _CN_SUFFIXES:
                 if last.endswith(suffix) and (len(last) > len(suffix) or len(words) > 1):

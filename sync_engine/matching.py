@@ -96,20 +96,24 @@ def core_name(name: str) -> str:
     return _trimmed(company_name(name, strip_region=True) or name)
 
 
+@functools.lru_cache(maxsize=4096)
 def _trimmed(key: str) -> str:
     """A region-stripped key without a trailing group designation or a leading romanised region."""
     core = key
     changed = True
     while changed:
         changed = False
-        for suffix in _GROUP_SUFFIXES:
-            if core.endswith(suffix) and len(core) - len(suffix) >= 2:
-                core, changed = core[: -len(suffix)], True
-                break
-        for region in _LATIN_REGIONS:
-            if core.startswith(region) and len(core) - len(region) >= 3:
-                core, changed = core[len(region):], True
-                break
+        # One C call each rules out most names (no group suffix, no romanised region) before the loops.
+        if core.endswith(_GROUP_SUFFIXES):
+            for suffix in _GROUP_SUFFIXES:
+                if core.endswith(suffix) and len(core) - len(suffix) >= 2:
+                    core, changed = core[: -len(suffix)], True
+                    break
+        if core.startswith(_LATIN_REGIONS):
+            for region in _LATIN_REGIONS:
+                if core.startswith(region) and len(core) - len(region) >= 3:
+                    core, changed = core[len(region):], True
+                    break
         if changed:
             core = company_name(core, strip_region=True) or core
     return core

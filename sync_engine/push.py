@@ -99,22 +99,27 @@ async def _push_chunk(
         resolver = LinkResolver(session)
         waiting = _awaiting_match(session, entity)
         context = _create_context(session, entity, [r.canonical_id for r in rows if r.action == "create"])
+        #: system -> the canonical fields its mapping writes (the mapper builds that list on every call)
+        writes_of: dict[str, frozenset[str]] = {}
         for row in rows:
             if row.action == "create" and (row.system, row.canonical_id) in waiting:
                 # A person is deciding whether a record already in that system is this one.
                 row.status = "deferred"
                 continue
             mapper = rt.mappings.mapper(entity, row.system)
+            write_fields = writes_of.get(row.system)
+            if write_fields is None:
+                write_fields = writes_of[row.system] = frozenset(mapper.write_fields)
             try:
                 # The canonical id travels along for systems that key records by it (interface tables).
                 values = {**row.values, CANONICAL_ID_FIELD: row.canonical_id}
-                keyed_by_id = CANONICAL_ID_FIELD in mapper.write_fields
+                keyed_by_id = CANONICAL_ID_FIELD in write_fields
                 if row.action == "delete":
                     data: dict[str, Any] = mapper.to_system(values, resolver, fields=[CANONICAL_ID_FIELD]) if keyed_by_id else {}
                 elif row.action == "create":
                     # Write transforms may read fields this system does not store, e.g. Zoho's
                     # Last_Name from the one-field name of a Chinese contact: coalesce(value, record.name).
-                    extra = {f: v for f, v in context.get(row.canonical_id, {}).items() if f not in mapper.write_fields}
+                    extra = {f: v for f, v in context.get(row.canonical_id, {}).items() if f not in write_fields}
                     data = mapper.to_system({**extra, **values}, resolver)
                 else:
                     data = mapper.to_system(values, resolver, fields=[*row.values, *([CANONICAL_ID_FIELD] if keyed_by_id else [])])

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mapping.canonical import canonical_hash
 from mapping.errors import MappingError
 from mapping.references import MissingLink, UnresolvedReference
 
@@ -399,7 +398,7 @@ def _reconcile_record(
         (c, _with_our_later_writes(cid, c, v, snapshots.get(c.system), cache)) for c, v in items if v is not None
     ]
     deletions = [c for c, v in items if v is None]
-    hash_of = lambda values: canonical_hash(values, model)  # noqa: E731
+    hash_of = rec.hash_memo(model)
 
     base = dict(record.values)
     for change in deletions:

@@ -9,15 +9,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, bindparam, delete, select, text
+from sqlalchemy import TextClause, delete, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from mapping.canonical import canonical_field_equal
+from mapping.canonical import canonical_field_equal, canonical_hash
 
 from .matching import Candidate, KeySpec, keys_of, weak_fields
 from .merge import values_equal
@@ -68,6 +69,41 @@ def field_equality(model: str) -> Callable[[str, Any, Any], bool]:
     return equal
 
 
+#: Value types a hash can be reused for while the very same objects are held (they cannot change in place).
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), Decimal})
+#: Types whose equal values (of the same type) have one and the same canonical form. Not float
+#: (0.0 == -0.0, written differently) nor Decimal (compared by identity only).
+_BY_VALUE = frozenset({str, int, bool})
+
+
+def _same_values(known: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    if known.keys() != values.keys():
+        return False
+    for f, v in known.items():
+        w = values[f]
+        if w is not v and not (type(w) is type(v) and type(v) in _BY_VALUE and w == v):
+            return False
+    return True
+
+
+def hash_memo(model: str) -> Callable[[Mapping[str, Any]], str]:
+    """``canonical_hash(values, model)``, computed once for mappings of the same keys whose values are
+    the very same immutable objects, or equal strings and integers: a record's merged values and the
+    snapshot of the read that set them are usually two such dicts, hashed one after the other."""
+    seen: list[tuple[dict[str, Any], str]] = []
+
+    def hash_of(values: Mapping[str, Any]) -> str:
+        for known, digest in seen:
+            if _same_values(known, values):
+                return digest
+        digest = canonical_hash(values, model)
+        if all(type(v) in _IMMUTABLE for v in values.values()):
+            seen.append((dict(values), digest))
+        return digest
+
+    return hash_of
+
+
 def dead_letter(
     session: Session,
     *,
@@ -109,21 +145,17 @@ BUFFER = "crmsync_batched_inserts"
 
 class NewRow:
     """A row made during a batch and inserted with its kind at the batch's end. Until then it
-    is read and changed like the ORM object it stands for (``status``, ``values``…)."""
+    is read and changed like the ORM object it stands for (``status``, ``values``…).
 
-    __slots__ = ("fields",)
+    Its attributes are its ``fields`` dict itself (the instance's ``__dict__``): reading or setting
+    one is a plain attribute access, and changes land in ``fields``."""
 
     def __init__(self, fields: dict[str, Any]) -> None:
-        object.__setattr__(self, "fields", fields)
+        self.__dict__ = fields
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.fields[name] = value
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.__dict__
 
 
 def load_rows(session: Session, query: Any) -> list[NewRow]:
@@ -132,7 +164,7 @@ def load_rows(session: Session, query: Any) -> list[NewRow]:
     # On the session's connection: a Core query needs none of the ORM's result handling.
     result = session.connection().execute(query)
     keys = list(result.keys())
-    return [NewRow(dict(zip(keys, row))) for row in result]
+    return [NewRow(dict(zip(keys, row))) for row in result.all()]
 
 
 def save_rows(session: Session, model: Any, rows: list[NewRow], columns: list[str]) -> None:
@@ -196,7 +228,7 @@ def audit(
         "system": system,
         "object": object,
         "external_id": external_id,
-        "origin": Origin(origin) if origin in Origin._value2member_map_ else None,
+        "origin": Origin._value2member_map_.get(origin),  # Origin(origin), or None for another value
         "run_id": run_id,
         "details": dict(details or {}),
         "api_call": dict(api_call) if api_call else None,
@@ -254,15 +286,19 @@ def _similar_names_sql() -> TextClause:
     return text(" UNION ALL ".join(branch.format(i=i, limit=FUZZY_CANDIDATES) for i in range(SIMILAR_PER_QUERY)))
 
 
-@functools.cache
-def _keys_of_records_sql(dialect: str) -> TextClause:
-    """The match keys of some records. On SQLite through the record index by name: without
-    statistics it prefers the primary key (entity first, covering) and reads every key of the
-    entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
+def _keys_of_records_sql(dialect: str, ids: int, fields: int) -> str:
+    """The match keys of some records (:func:`bulk.select_rows`). On SQLite through the record index
+    by name: without statistics it prefers the primary key (entity first, covering) and reads every
+    key of the entity, which makes each batch of a first sync slower than the last (see :class:`unindexed`)."""
     table = "match_keys INDEXED BY ix_match_keys_record" if dialect == "sqlite" else "match_keys"
-    return text(
-        f"SELECT canonical_id, field, value FROM {table} WHERE entity = :entity AND canonical_id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
+    return (
+        f"SELECT canonical_id, field, value FROM {table} WHERE entity = ?"
+        f" AND canonical_id IN ({bulk.placeholders(ids)}) AND field IN ({bulk.placeholders(fields)})"
+    )
+
+
+def _systems_of_records_sql(ids: int) -> str:
+    return f"SELECT canonical_id, system FROM links WHERE entity = ? AND canonical_id IN ({bulk.placeholders(ids)})"
 
 
 class MatchIndex:
@@ -279,6 +315,8 @@ class MatchIndex:
         self.session = session
         self.entity = entity
         self.weak = weak_fields(specs)  # name keys and their cores
+        #: the keys a candidate is scored on (matching.decide): not the cores, which only find candidates
+        self.scored = sorted({s.field for s in specs})
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
         self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -303,7 +341,7 @@ class MatchIndex:
                 for value, cid in self.session.connection().execute(
                     select(MatchKey.value, MatchKey.canonical_id)
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
-                ):
+                ).all():
                     self.exact[(field, value)].add(cid)
                     ids.add(cid)
         # A block read before is complete: what the batch created since was added to it (see add()).
@@ -315,7 +353,7 @@ class MatchIndex:
             for i, (field, prefix) in enumerate(padded):
                 params.update({f"f{i}": field, f"lo{i}": prefix, f"hi{i}": prefix + "\U0010ffff"})
             found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params):
+            for k, value, cid in self.session.connection().execute(_similar_names_sql(), params).all():
                 found[k].append((value, cid))
                 ids.add(cid)
             for i, (field, prefix) in enumerate(part):
@@ -323,15 +361,15 @@ class MatchIndex:
                 made = [(v, c) for f, v, c in self.added if f == field and v.startswith(prefix)]
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
-            for cid, field, value in self.session.connection().execute(
-                _keys_of_records_sql(self.session.get_bind().dialect.name), {"entity": entity, "ids": part}
-            ):
+            # Straight to the driver: SQLAlchemy would expand and process the ids one by one each time.
+            dialect = self.session.get_bind().dialect.name
+            for cid, field, value in bulk.select_rows(
+                self.session, _keys_of_records_sql(dialect, len(part), len(self.scored)), [entity, *part, *self.scored]
+            ) if self.scored else ():
                 self.keys[cid][field] = value
-            for cid, system in self.session.connection().execute(
-                # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
-                # one whose copy there was deleted cannot take another record of that system without a person.
-                select(Link.canonical_id, Link.system).where(Link.entity == entity, Link.canonical_id.in_(part))
-            ):
+            # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
+            # one whose copy there was deleted cannot take another record of that system without a person.
+            for cid, system in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
                 self.systems[cid].add(system)
 
     def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
@@ -340,7 +378,8 @@ class MatchIndex:
             value = value[:255]
             self.added.append((field, value, canonical_id))
             self.exact[(field, value)].add(canonical_id)
-            self.keys[canonical_id][field] = value
+            if field in self.scored:
+                self.keys[canonical_id][field] = value
             if field in self.weak and len(value) >= 2:
                 similar = self.similar.get((field, value[:2]))
                 if similar is not None:
@@ -357,7 +396,10 @@ class MatchIndex:
             value = mine.get(field, "")
             if len(value) >= 2:
                 ids.update(cid for _, cid in self.similar.get((field, value[:2]), ()))
-        return [Candidate(cid, dict(self.keys.get(cid, {})), set(self.systems.get(cid, ()))) for cid in sorted(ids)]
+        # The keys are shared, not copied: a candidate's keys are only read (matching.decide).
+        empty: dict[str, str] = {}
+        keys, systems = self.keys, self.systems
+        return [Candidate(cid, keys.get(cid, empty), set(systems.get(cid, ()))) for cid in sorted(ids)]
 
 
 #: How many similar-name records a match looks at, at most.

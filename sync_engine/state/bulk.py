@@ -18,6 +18,7 @@ Everything runs on the session's connection, inside its transaction.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum as PyEnum
@@ -38,10 +39,21 @@ def _json(value: Any) -> Any:
 _utc = as_utc  # the checks UTCDateTime makes on every bound value
 
 
+#: The last datetime written and its text: a batch's rows share a few instants (one utc_now() per row
+#: or per batch), so most conversions are this lookup. One tuple, replaced whole (safe across threads).
+_last_datetime: tuple[Any, str | None] = (None, None)
+
+
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    global _last_datetime
+    last = _last_datetime
+    if value is last[0] and value is not None:
+        return last[1]
     if value is not None and value.tzinfo is UTC and type(value) is datetime:
         # The usual case (utc_now()): "YYYY-MM-DD HH:MM:SS.ffffff+00:00" less the offset.
-        return value.isoformat(" ", "microseconds")[:-6]
+        text = value.isoformat(" ", "microseconds")[:-6]
+        _last_datetime = (value, text)
+        return text
     value = _utc(value)
     # SQLAlchemy's SQLite DATETIME storage format: microseconds always written.
     return None if value is None else value.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -114,28 +126,53 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     names = dict.fromkeys(rows[0])
-    width = len(names)
+    keys = names.keys()
+    uniform = True
     for row in rows:
-        if len(row) != width or any(name not in names for name in row):
+        if row.keys() != keys:  # a C-level set comparison: the usual batch has one shape
+            uniform = False
             names.update(dict.fromkeys(row))
     # Columns no row names but that have a Python default are filled in, as SQLAlchemy would.
     defaults = {c.name: d for c in table.columns if c.name not in names and (d := _default(c)) is not None}
-    missing = {c.name: _default(c) for c in table.columns if c.name in names}
     columns = (*names, *defaults)
     dialect = _dialect(session)
     sql, converters = _insert_plan(table, columns, dialect, _quote_fn(session))
+    if uniform:
+        params = _uniform_params(rows, tuple(names), converters, list(defaults.values()))
+    else:
+        missing = {c.name: _default(c) for c in table.columns if c.name in names}
+        params = []
+        for row in rows:
+            values = []
+            for name, convert in zip(columns, converters):
+                if name in row:
+                    value = row[name]
+                else:
+                    make = defaults.get(name) or missing.get(name)
+                    value = make() if make is not None else None
+                values.append(convert(value) if convert is not None else value)
+            params.append(tuple(values))
+    _run(session, sql, params)
+
+
+def _uniform_params(
+    rows: Sequence[Mapping[str, Any]], names: tuple[str, ...], converters: list, defaults: list[Callable[[], Any]]
+) -> list[tuple]:
+    """Rows that all name the same columns: the values taken in one C call per row, only the columns
+    that need a conversion converted (the same values as the general loop in :func:`insert_rows`)."""
+    take = operator.itemgetter(*names)
+    convert = [(i, c) for i, c in enumerate(converters[: len(names)]) if c is not None]
+    convert_defaults = converters[len(names):]
     params = []
     for row in rows:
-        values = []
-        for name, convert in zip(columns, converters):
-            if name in row:
-                value = row[name]
-            else:
-                make = defaults.get(name) or missing.get(name)
-                value = make() if make is not None else None
-            values.append(convert(value) if convert is not None else value)
+        values = list(take(row)) if len(names) > 1 else [take(row)]
+        for i, c in convert:
+            values[i] = c(values[i])
+        for make, c in zip(defaults, convert_defaults):
+            value = make()
+            values.append(c(value) if c is not None else value)
         params.append(tuple(values))
-    _run(session, sql, params)
+    return params
 
 
 @functools.cache
@@ -166,6 +203,24 @@ def update_rows(
         values.append(convert_key(row[key]) if convert_key is not None else row[key])
         params.append(tuple(values))
     _run(session, sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_sql(sql: str, dialect: str) -> str:
+    return sql if dialect == "sqlite" else sql.replace("?", "%s")
+
+
+def placeholders(n: int) -> str:
+    """``?, ?, …`` for an ``IN (…)`` list of ``n`` values in :func:`select_rows`'s SQL."""
+    return ", ".join("?" * n)
+
+
+def select_rows(session: Session, sql: str, params: Sequence[Any]) -> Sequence[Any]:
+    """Rows of ``sql`` (``?`` placeholders, values that need no conversion), on the
+    session's connection: for lookups with long ``IN (…)`` lists, which SQLAlchemy would expand and
+    process value by value on every execution."""
+    result = session.connection().exec_driver_sql(_driver_sql(sql, _dialect(session)), tuple(params))
+    return result.all()
 
 
 def _quote_fn(session: Session) -> Callable[[str], str]:
