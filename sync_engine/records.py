@@ -390,8 +390,8 @@ class MatchIndex:
                 self.keys[cid][field] = value
             # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
             # one whose copy there was deleted cannot take another record of that system without a person.
-            for cid, system in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
-                self.systems[cid].add(system)
+            for cid, linked_in in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
+                self.systems[cid].add(linked_in)
 
     def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
         """A record this batch created: later records of the batch may match it."""
