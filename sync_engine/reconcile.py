@@ -201,7 +201,8 @@ def reconcile_batch(
         # A record whose mapping failed is mapped again in turn below: a reference to a record
         # linked earlier in this batch resolves then, as it would have in a one-by-one loop.
         mapped: dict[int, dict[str, Any] | None] = {}
-        wanted: list[dict[str, str]] = []
+        #: system -> the match keys of its records not linked yet
+        wanted: dict[str, list[dict[str, str]]] = defaultdict(list)
         for change in batch:
             if change.deleted:
                 continue
@@ -212,10 +213,10 @@ def reconcile_batch(
             mapped[id(change)] = values
             if (change.system, change.object, change.external_id) not in cache.links_by_ext:
                 cache.keys[id(change)] = keys = keys_of(specs, values)
-                wanted.append(keys)
+                wanted[change.system].append(keys)
         cache.matcher = rec.MatchIndex(session, entity, specs)
-        if wanted:
-            cache.matcher.prefetch(wanted)
+        for system, keys_list in sorted(wanted.items()):
+            cache.matcher.prefetch(keys_list, system)
         #: (canonical id, system) of the links this batch made to records that existed before it
         matched_existing: set[tuple[str, str]] = set()
         #: staged changes with nothing left to do (dead-lettered, never synced and deleted)
@@ -342,8 +343,8 @@ def _match_or_create(
     if mine is None:
         # Mapped only now (its reference was linked earlier in this batch): read what it could match.
         mine = keys_of(specs, values)
-        cache.matcher.prefetch([mine])
-    found = cache.matcher.candidates(mine)
+        cache.matcher.prefetch([mine], change.system)
+    found = cache.matcher.candidates(mine, change.system)
     for candidate in found:
         # Links made earlier in this batch are not flushed yet: count them too.
         candidate.systems |= set(cache.links.get(candidate.canonical_id, {}))

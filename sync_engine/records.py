@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, delete, select, text
+from sqlalchemy import TextClause, delete, exists, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -317,7 +317,11 @@ class MatchIndex:
         self.weak = weak_fields(specs)  # name keys and their cores
         #: the keys a candidate is scored on (matching.decide): not the cores, which only find candidates
         self.scored = sorted({s.field for s in specs})
+        self.weak_set = frozenset(self.weak)
+        #: (field, key) -> ids: strong keys read from the table, and every key of the records this batch created
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
+        #: (system, field, key) -> ids: weak keys (names) read from the table for a record of that system
+        self.exact_weak: dict[tuple[str | None, str, str], set[str]] = defaultdict(set)
         #: (field, first two characters) -> sorted (value, canonical id), the first FUZZY_CANDIDATES
         self.similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.keys: dict[str, dict[str, str]] = defaultdict(dict)
@@ -325,7 +329,14 @@ class MatchIndex:
         #: (field, key, canonical id) of the records this batch created
         self.added: list[tuple[str, str, str]] = []
 
-    def prefetch(self, wanted: list[Mapping[str, str]]) -> None:
+    def prefetch(self, wanted: list[Mapping[str, str]], system: str | None = None) -> None:
+        """Read what records of ``system`` with these keys could match.
+
+        Records with an equal *name* that already have a record in ``system`` are left out: they cannot
+        take another record of that system on a name (``matching.decide`` skips them unless a strong key is
+        equal, and then the strong key finds them). A common name shared by thousands of records would
+        otherwise make every batch read them all, and a first sync quadratic in the number of records.
+        """
         entity = self.entity
         by_field: dict[str, set[str]] = defaultdict(set)
         prefixes: set[tuple[str, str]] = set()
@@ -337,12 +348,22 @@ class MatchIndex:
                     prefixes.add((field, mine[field][:2]))
         ids: set[str] = set()
         for field, values in by_field.items():
+            weak = field in self.weak_set
             for part in chunks(sorted(values)):
-                for value, cid in self.session.connection().execute(
+                query = (
                     select(MatchKey.value, MatchKey.canonical_id)
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
-                ).all():
-                    self.exact[(field, value)].add(cid)
+                )
+                if weak and system is not None:
+                    # Every link counts, deleted ones too (as in self.systems below).
+                    query = query.where(~exists().where(
+                        Link.entity == MatchKey.entity, Link.canonical_id == MatchKey.canonical_id, Link.system == system,
+                    ))
+                for value, cid in self.session.connection().execute(query).all():
+                    if weak:
+                        self.exact_weak[(system, field, value)].add(cid)
+                    else:
+                        self.exact[(field, value)].add(cid)
                     ids.add(cid)
         # A block read before is complete: what the batch created since was added to it (see add()).
         blocks = sorted(b for b in prefixes if b not in self.similar)
@@ -369,8 +390,8 @@ class MatchIndex:
                 self.keys[cid][field] = value
             # Every link counts, deleted ones too: a record keeps one link per system (a unique key), so
             # one whose copy there was deleted cannot take another record of that system without a person.
-            for cid, system in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
-                self.systems[cid].add(system)
+            for cid, linked_in in bulk.select_rows(self.session, _systems_of_records_sql(len(part)), [entity, *part]):
+                self.systems[cid].add(linked_in)
 
     def add(self, canonical_id: str, keys: Mapping[str, str]) -> None:
         """A record this batch created: later records of the batch may match it."""
@@ -386,12 +407,15 @@ class MatchIndex:
                     bisect.insort(similar, (value, canonical_id))
                     del similar[FUZZY_CANDIDATES:]
 
-    def candidates(self, mine: Mapping[str, str]) -> list[Candidate]:
+    def candidates(self, mine: Mapping[str, str], system: str | None = None) -> list[Candidate]:
+        """``system``: the one the record comes from, as given to :meth:`prefetch`."""
         if not mine:
             return []
         ids: set[str] = set()
         for field, value in mine.items():
             ids.update(self.exact.get((field, value[:255]), ()))
+            if field in self.weak_set:
+                ids.update(self.exact_weak.get((system, field, value[:255]), ()))
         for field in self.weak:
             value = mine.get(field, "")
             if len(value) >= 2:

@@ -85,3 +85,60 @@ def test_names_with_a_leading_region_are_candidates_through_their_core_key(sessi
     index.prefetch([keys_of(specs, {"name": "华为技术有限公司"}), plain])
     assert [c.canonical_id for c in index.candidates(keys_of(specs, {"name": "华为技术有限公司"}))] == ["regional"]
     assert [c.canonical_id for c in index.candidates(plain)] == ["latin"]
+
+
+def _same_name_records(session, n: int, *, linked_in: str | None) -> None:
+    for i in range(n):
+        session.add(Record(entity="account", canonical_id=f"same{i:03d}", values={}))
+    session.flush()
+    for i in range(n):
+        cid = f"same{i:03d}"
+        session.add(MatchKey(entity="account", field="name", value="vertexenergy", canonical_id=cid))
+        if linked_in:
+            session.add(Link(entity="account", canonical_id=cid, system=linked_in, object="AccountObj",
+                             external_id=f"{linked_in}-same{i}"))
+    session.flush()
+
+
+def test_a_common_name_does_not_bring_records_that_already_have_one_in_the_records_system(session):
+    """300 companies called Vertex Energy, each with its Fxiaoke record: another Fxiaoke record of that
+    name cannot be any of them (decide() skips a candidate linked in the same system unless a strong key
+    is equal), so none is read — a first sync would otherwise read every namesake in every batch."""
+    _same_name_records(session, 300, linked_in="fx")
+    mine = {"name": "vertexenergy"}
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([mine], "fx")
+    # Only the name block's first FUZZY_CANDIDATES (similar names, bounded whatever the data) remain.
+    assert [c.canonical_id for c in index.candidates(mine, "fx")] == [f"same{i:03d}" for i in range(FUZZY_CANDIDATES)]
+    assert not index.exact_weak
+    # From Zoho, where none of them has a record yet, every namesake is a candidate (a person decides).
+    index.prefetch([mine], "zoho")
+    assert len(index.candidates(mine, "zoho")) == 300
+
+
+def test_a_namesake_with_the_same_tax_id_is_still_found_as_a_possible_twin(session):
+    """The strong key finds it: the name filter never hides a duplicate keyed in twice."""
+    from sync_engine.matching import decide
+
+    _same_name_records(session, 5, linked_in="fx")
+    session.add(MatchKey(entity="account", field="tax_id", value="91440300Q", canonical_id="same003"))
+    session.flush()
+    mine = {"name": "vertexenergy", "tax_id": "91440300Q"}
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([mine], "fx")
+    found = index.candidates(mine, "fx")
+    assert "same003" in [c.canonical_id for c in found]
+    assert {c.canonical_id: c.systems for c in found}["same003"] == {"fx"}
+    decision = decide(SPECS, mine, found, system="fx")
+    assert decision.outcome == "review" and "already linked" in decision.reason
+
+
+def test_a_record_the_batch_created_with_a_common_name_is_still_a_candidate(session):
+    _same_name_records(session, 30, linked_in="fx")
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([{"name": "vertexenergy"}], "zoho")
+    index.prefetch([{"name": "vertexenergy"}], "fx")
+    index.add("new9", {"name": "vertexenergy"})
+    for_fx = {c.canonical_id for c in index.candidates({"name": "vertexenergy"}, "fx")}
+    assert "new9" in for_fx and len(for_fx) == 1 + FUZZY_CANDIDATES - 1  # new9 sorts in among the first 20
+    assert len(index.candidates({"name": "vertexenergy"}, "zoho")) == 31
