@@ -61,16 +61,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measured(engine, emus: dict[str, harness.Emulator]) -> dict:
     before = {k: e.total_calls() for k, e in emus.items()}
-    started = time.perf_counter()
+    cpu_before = {k: e.cpu_seconds() for k, e in emus.items()}
+    started, own_cpu = time.perf_counter(), time.process_time()
     reports = await engine.run_all()
-    seconds = time.perf_counter() - started
+    seconds, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
+    # CPU per process over the pass: crmsync's own (this process) and each emulator's, to tell which grows with size.
+    cpu = {"crmsync": own_cpu, **{k: e.cpu_seconds() - cpu_before[k] for k, e in emus.items()}}
     calls = {k: e.total_calls() - before[k] for k, e in emus.items()}
     writes = sum(r.total("created") + r.total("updated") + r.total("deleted") for r in reports)
     errors = [e for r in reports for e in r.errors]
     # The ERP's system is named "erp" in the bench configuration.
     read_by = {k: sum(r.counts[n]["read"] for r in reports for n in {k, "erp" if k == "kingdee" else k} if n in r.counts)
                for k in emus}
-    return {"seconds": seconds, "calls": calls, "writes": writes, "errors": errors, "read": sum(r.total("read") for r in reports),
+    return {"seconds": seconds, "cpu": cpu, "calls": calls, "writes": writes, "errors": errors, "read": sum(r.total("read") for r in reports),
             "read_by": read_by}
 
 
@@ -152,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("initial", "echo", "recent", "settle", "noop", "change", "after"):
             p = r[name]
             calls = ", ".join(f"{k} {v} ({p['read_by'].get(k, 0)} read)" for k, v in p["calls"].items())
-            print(f"{size:>8} {name:<8}{p['seconds']:>9.2f}{p['read']:>8}{p['writes']:>8}   {calls}"
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in p["cpu"].items())
+            print(f"{size:>8} {name:<8}{p['seconds']:>9.2f}{p['read']:>8}{p['writes']:>8}   {calls}   cpu s: {cpu}"
                   + (f"   errors: {p['errors'][:2]}" if p["errors"] else ""))
     small, large = results[args.sizes[0]], results[args.sizes[-1]]
     noop_ratio = large["noop"]["seconds"] / small["noop"]["seconds"]
@@ -171,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"noop_s_{size}"] = round(r["noop"]["seconds"], 3)
         figures[f"noop_calls_{size}"] = sum(r["noop"]["calls"].values())
         figures[f"noop_writes_{size}"] = r["noop"]["writes"]
+        for k, v in r["noop"]["cpu"].items():
+            figures[f"noop_cpu_{k}_{size}"] = round(v, 3)
+        for k, v in r["change"]["cpu"].items():
+            figures[f"change_cpu_{k}_{size}"] = round(v, 3)
         figures[f"noop_read_{size}"] = r["noop"]["read"]
         figures[f"change_s_{size}"] = round(r["change"]["seconds"], 3)
         figures[f"change_calls_{size}"] = sum(r["change"]["calls"].values())
