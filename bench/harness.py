@@ -63,6 +63,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def key_values(figures: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in figures.items())
 
@@ -92,6 +101,10 @@ class Emulator:
 
     def total_calls(self) -> int:
         return sum(self.calls().values())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the emulator's process has used so far (Linux /proc; 0 elsewhere)."""
+        return process_cpu_seconds(self.process.pid)
 
     def switches(self, **values) -> None:
         self.admin.patch("/switches", json=values).raise_for_status()

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -47,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "overlap + the longest connector look-back, e.g. Kingdee's overlap_seconds, + 1 s; "
                              "the 'recent' pass right after the echoes is shown either way)")
     parser.add_argument("--state-url", default=None, help="state database server (default: SQLite in a temp dir)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile crmsync's process during the no-op and change passes of each size; print the top functions")
+    parser.add_argument("--top", type=int, default=25, help="functions shown per profile (default 25)")
     args = parser.parse_args(argv)
     try:
         args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -59,19 +65,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def measured(engine, emus: dict[str, harness.Emulator]) -> dict:
+async def measured(engine, emus: dict[str, harness.Emulator], profile: int = 0) -> dict:
+    """One pass: wall time, calls, reads and writes, CPU per process; with ``profile`` > 0 also
+    crmsync's cProfile top ``profile`` functions by own time."""
+    profiler = cProfile.Profile() if profile else None
     before = {k: e.total_calls() for k, e in emus.items()}
-    started = time.perf_counter()
+    cpu_before = {k: e.cpu_seconds() for k, e in emus.items()}
+    started, own_cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
     reports = await engine.run_all()
-    seconds = time.perf_counter() - started
+    if profiler:
+        profiler.disable()
+    seconds, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
+    # CPU per process over the pass: crmsync's own (this process) and each emulator's, to tell which grows with size.
+    cpu = {"crmsync": own_cpu, **{k: e.cpu_seconds() - cpu_before[k] for k, e in emus.items()}}
     calls = {k: e.total_calls() - before[k] for k, e in emus.items()}
     writes = sum(r.total("created") + r.total("updated") + r.total("deleted") for r in reports)
     errors = [e for r in reports for e in r.errors]
     # The ERP's system is named "erp" in the bench configuration.
     read_by = {k: sum(r.counts[n]["read"] for r in reports for n in {k, "erp" if k == "kingdee" else k} if n in r.counts)
                for k in emus}
-    return {"seconds": seconds, "calls": calls, "writes": writes, "errors": errors, "read": sum(r.total("read") for r in reports),
-            "read_by": read_by}
+    text = None
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(profile)
+        text = out.getvalue()
+    return {"seconds": seconds, "cpu": cpu, "calls": calls, "writes": writes, "errors": errors, "read": sum(r.total("read") for r in reports),
+            "read_by": read_by, "profile": text}
 
 
 def fxiaoke_ids(state_url: str, count: int, size: int) -> list[str]:
@@ -100,7 +121,7 @@ def visibility_lag(rt) -> float:
 
 
 async def passes(config: Path, emus: dict[str, harness.Emulator], state_url: str, size: int, changes: int,
-                 settle: float | None, overlap: float) -> dict:
+                 settle: float | None, overlap: float, profile: int = 0) -> dict:
     """initial → echo → recent no-op → (the overlap later) no-op → users edit → change → after (its echoes)."""
     rt, engine = harness.open_runtime(config)
     out = {}
@@ -118,11 +139,11 @@ async def passes(config: Path, emus: dict[str, harness.Emulator], state_url: str
         out["settle_s"] = settle
         await asyncio.sleep(max(0.0, echoed + settle - time.monotonic()))
         out["settle"] = await measured(engine, emus)
-        out["noop"] = await measured(engine, emus)
+        out["noop"] = await measured(engine, emus, profile)
         ids = fxiaoke_ids(state_url, changes, size)
         for i, rid in enumerate(ids):
             emus["fxiaoke"].admin.patch(f"/records/AccountObj/{rid}", json={"tel": f"0755-{80000000 + i}"}).raise_for_status()
-        out["change"] = await measured(engine, emus)
+        out["change"] = await measured(engine, emus, profile)
         out["changed"] = len(ids)
         await asyncio.sleep(1.5)  # later than the last write's second
         out["after"] = await measured(engine, emus)  # the change pass's own echoes: judged like a no-op
@@ -135,7 +156,8 @@ def run_size(args: argparse.Namespace, size: int) -> dict:
     with harness.emulators(limits, fx_seed={"account": size}) as emus, harness.state_database(args.state_url) as state_url:
         config = harness.write_config(harness.config_text({k: e.url for k, e in emus.items()}, state_url, ["account"],
                                                           limits, overlap=f"{args.overlap:g}s"))
-        result = asyncio.run(passes(config, emus, state_url, size, args.changes, args.settle, args.overlap))
+        result = asyncio.run(passes(config, emus, state_url, size, args.changes, args.settle, args.overlap,
+                                    args.top if args.profile else 0))
         in_zoho = emus["zoho"].admin.get("/stats").json()["records"]["Accounts"]
     result["in_zoho"] = in_zoho
     return result
@@ -152,8 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("initial", "echo", "recent", "settle", "noop", "change", "after"):
             p = r[name]
             calls = ", ".join(f"{k} {v} ({p['read_by'].get(k, 0)} read)" for k, v in p["calls"].items())
-            print(f"{size:>8} {name:<8}{p['seconds']:>9.2f}{p['read']:>8}{p['writes']:>8}   {calls}"
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in p["cpu"].items())
+            print(f"{size:>8} {name:<8}{p['seconds']:>9.2f}{p['read']:>8}{p['writes']:>8}   {calls}   cpu s: {cpu}"
                   + (f"   errors: {p['errors'][:2]}" if p["errors"] else ""))
+    for size, r in results.items():
+        for name in ("noop", "change"):
+            if r[name]["profile"]:
+                print(f"\nprofile of crmsync's process, size {size}, {name} pass (top {args.top} by own time):")
+                print(r[name]["profile"].split("\n\n", 1)[-1].rstrip())
     small, large = results[args.sizes[0]], results[args.sizes[-1]]
     noop_ratio = large["noop"]["seconds"] / small["noop"]["seconds"]
     change_ratio = large["change"]["seconds"] / small["change"]["seconds"]
@@ -171,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"noop_s_{size}"] = round(r["noop"]["seconds"], 3)
         figures[f"noop_calls_{size}"] = sum(r["noop"]["calls"].values())
         figures[f"noop_writes_{size}"] = r["noop"]["writes"]
+        for k, v in r["noop"]["cpu"].items():
+            figures[f"noop_cpu_{k}_{size}"] = round(v, 3)
+        for k, v in r["change"]["cpu"].items():
+            figures[f"change_cpu_{k}_{size}"] = round(v, 3)
         figures[f"noop_read_{size}"] = r["noop"]["read"]
         figures[f"change_s_{size}"] = round(r["change"]["seconds"], 3)
         figures[f"change_calls_{size}"] = sum(r["change"]["calls"].values())

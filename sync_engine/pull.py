@@ -84,13 +84,17 @@ def stage_records(
     if not force:
         # Plain columns, not ORM objects: a pull that re-reads its overlap window (or a settled second)
         # skips most of what it reads, and that check should cost no more than two narrow queries.
+        # The entity is checked here, not in SQL: with ``entity = ?`` in the WHERE, SQLite (no statistics)
+        # picked the (entity, canonical_id, system) index and walked every link of the entity — a
+        # no-op pass then cost O(links) (1 s at 30k accounts). (system, object, external_id) is unique.
         canonical = {
             canonical_id: ext
-            for ext, canonical_id in session.connection().execute(
-                select(Link.external_id, Link.canonical_id).where(
-                    Link.system == system, Link.object == object, Link.entity == entity, Link.external_id.in_(ids)
+            for ext, canonical_id, link_entity in session.connection().execute(
+                select(Link.external_id, Link.canonical_id, Link.entity).where(
+                    Link.system == system, Link.object == object, Link.external_id.in_(ids)
                 )
             )
+            if link_entity == entity
         }
         if canonical:
             for canonical_id, modified in session.connection().execute(

@@ -7,9 +7,11 @@ with 100,000 records. Other orders fall back to a scan and sort.
 
 A counted query (``find_explicit_total_num``) must also say how many records match
 in all. Scanning the rest of the table for that on every page makes a full walk
-O(n²); instead the table keeps, per version of its contents, the sorted index keys
-of the records that pass the query's other filters, and the total is a bisect of
-that list by the indexed range — the same number the scan gives.
+O(n²); instead the table keeps the sorted index keys of the records that pass the
+query's other filters, and the total is a bisect of that list by the indexed range —
+the same number the scan gives. Such a list is built once (one scan) and then moved
+by one entry per record written or removed, so an incremental pull after users
+edited a few records does not rescan the table either.
 """
 from __future__ import annotations
 
@@ -156,7 +158,10 @@ class Table:
         self.records: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []
         self._modified: list[tuple[int, str]] = []
-        self._version = 0  # bumped by every change: the count cache is only valid for one version
+        self._modified_key: dict[str, tuple[int, str]] = {}  # the entry each record holds in _modified
+        self._version = 0  # bumped by every change
+        # (index, visible, other filters) → sorted keys of the records that pass: kept right by every put
+        # and remove (one entry each), dropped by a bulk load or clear
         self._counted: dict[tuple, list] = {}
 
     def __len__(self) -> int:
@@ -167,24 +172,28 @@ class Table:
 
     def put(self, record: dict[str, Any]) -> None:
         record_id = record["_id"]
-        self._changed()
-        old = self.records.get(record_id)
-        if old is not None:
-            self._drop_modified(old)
+        self._version += 1
+        old_key = self._modified_key.get(record_id)
+        if old_key is not None:
+            _discard(self._modified, old_key)
         else:
             bisect.insort(self._ids, record_id)
         self.records[record_id] = record
-        bisect.insort(self._modified, (int(record["last_modified_time"]), record_id))
+        key = (int(record["last_modified_time"]), record_id)
+        self._modified_key[record_id] = key
+        _insort(self._modified, key)
+        self._recount(record_id, old_key, key, record)
 
     def remove(self, record_id: str) -> dict[str, Any] | None:
         old = self.records.pop(record_id, None)
         if old is None:
             return None
-        self._changed()
-        self._drop_modified(old)
-        at = bisect.bisect_left(self._ids, record_id)
-        if at < len(self._ids) and self._ids[at] == record_id:
-            del self._ids[at]
+        self._version += 1
+        old_key = self._modified_key.pop(record_id, None)
+        if old_key is not None:
+            _discard(self._modified, old_key)
+        _discard(self._ids, record_id)
+        self._recount(record_id, old_key, None, None)
         return old
 
     def load(self, records: list[dict[str, Any]]) -> None:
@@ -195,23 +204,34 @@ class Table:
                 raise ValueError(f"duplicate _id {record['_id']}")
             self.records[record["_id"]] = record
         self._ids = sorted(self.records)
-        self._modified = sorted((int(r["last_modified_time"]), r["_id"]) for r in self.records.values())
+        self._modified_key = {rid: (int(r["last_modified_time"]), rid) for rid, r in self.records.items()}
+        self._modified = sorted(self._modified_key.values())
 
     def clear(self) -> None:
         self._changed()
         self.records.clear()
         self._ids.clear()
         self._modified.clear()
+        self._modified_key.clear()
 
     def _changed(self) -> None:
         self._version += 1
         self._counted.clear()
 
-    def _drop_modified(self, record: dict[str, Any]) -> None:
-        key = (int(record["last_modified_time"]), record["_id"])
-        at = bisect.bisect_left(self._modified, key)
-        if at < len(self._modified) and self._modified[at] == key:
-            del self._modified[at]
+    def _recount(self, record_id: str, old_key: tuple[int, str] | None, key: tuple[int, str] | None,
+                 record: dict[str, Any] | None) -> None:
+        """Keep each cached list of passing keys right after one record changed (``record`` None: removed).
+
+        Whether a record passes depends on that record alone (``visible`` and the filters read only
+        it), so each list loses the record's old entry and gains its new one if it passes, instead
+        of being rebuilt from the whole table at the next counted query."""
+        for (index, visible, others), passing in self._counted.items():
+            if index == "_id":
+                _discard(passing, record_id)
+            elif old_key is not None:
+                _discard(passing, old_key)
+            if record is not None and visible(record) and all(matches(record, f) for f in others):
+                _insort(passing, record_id if index == "_id" else key)
 
     # -- querying ------------------------------------------------------------------------
     def query(
@@ -295,8 +315,8 @@ class Table:
         when only the scan can tell.
 
         The index range filters (on the index's own field) bound a slice of the index; all
-        other filters and ``visible`` are evaluated once per table version over the whole
-        index and the keys that pass are kept in index order, so the total is the size of
+        other filters and ``visible`` are evaluated once over the whole index (then kept up to
+        date record by record) and the keys that pass are kept in index order, so the total is the size of
         the same range in that list, and the page a slice of it. Only range filters the bisect reads exactly as the
         per-record check does qualify: text values for ``_id`` (a numeric-looking value is
         compared as a number by the check), whole numbers for ``last_modified_time``.
@@ -331,6 +351,19 @@ class Table:
         if index == "_id":
             return [i for i in self._ids if ok(self.records[i])]
         return [k for k in self._modified if ok(self.records[k[1]])]
+
+
+def _discard(keys: list, key: Any) -> None:
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        del keys[at]
+
+
+def _insort(keys: list, key: Any) -> None:
+    if not keys or key > keys[-1]:
+        keys.append(key)  # the common case: a fresh modified time is the newest
+    else:
+        bisect.insort(keys, key)
 
 
 _WHOLE = re.compile(r"-?\d+")

@@ -44,6 +44,7 @@ from .emulator_forms import (
     TEXT,
     FormSpec,
 )
+from .emulator_index import MODIFIED, FormTable
 from .localtime import parse_local, wire
 from .protocol import MsgCode
 
@@ -255,6 +256,51 @@ class QueryPlan:
     start: int
     limit: int
     top: int
+    window: tuple[datetime | None, datetime | None] | None = None  # FModifyDate bounds the filter implies
+
+
+def modified_window(node: Any, form: FormSpec, columns: dict[str, Column]) -> tuple[datetime | None, datetime | None] | None:
+    """The ``FModifyDate`` range every row the filter passes lies in (ends None when open), or None.
+
+    Read from the filter's top-level conjuncts on the form's own ``FModifyDate`` only: a row
+    outside the range fails that conjunct, so it fails the filter. The range may hold rows
+    the filter still rejects (``>`` is read as ``>=``); the filter runs on them all the same.
+    """
+    spec = form.field(MODIFIED.lower())
+    if spec is None or spec.key != MODIFIED:
+        return None
+    parts = node.parts if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    low: datetime | None = None
+    high: datetime | None = None
+    found = False
+    for part in parts:
+        if not isinstance(part, (Compare, Between)) or part.field.lower() != MODIFIED.lower():
+            continue
+        column = columns.get(part.field.lower())
+        if column is None or column.kind != DATETIME or column.entry is not None or column.joined:
+            continue
+        literals = (part.low, part.high) if isinstance(part, Between) else (part.value,)
+        if any(lit.value is None for lit in literals):
+            continue  # NULL compares as nothing: left to the filter, which sees every row
+        if isinstance(part, Between):
+            bounds = (comparable(DATETIME, part.low), comparable(DATETIME, part.high))
+        elif part.op in (">=", ">"):
+            bounds = (comparable(DATETIME, part.value), None)
+        elif part.op in ("<=", "<"):
+            bounds = (None, comparable(DATETIME, part.value))
+        elif part.op == "=":
+            value = comparable(DATETIME, part.value)
+            bounds = (value, value)
+        else:
+            continue
+        if any(b is not None and (not isinstance(b, datetime) or b.tzinfo is not None) for b in bounds):
+            continue  # only naive datetimes are compared the way the index sorts
+        found = True
+        if bounds[0] is not None:
+            low = bounds[0] if low is None else max(low, bounds[0])
+        if bounds[1] is not None:
+            high = bounds[1] if high is None else min(high, bounds[1])
+    return (low, high) if found else None
 
 
 def plan(resolver: Resolver, data: dict[str, Any], *, max_limit: int) -> QueryPlan:
@@ -292,8 +338,18 @@ def plan(resolver: Resolver, data: dict[str, Any], *, max_limit: int) -> QueryPl
         raise QueryError(MsgCode.PARAMETER, "StartRow/Limit/TopRowCount不能为负数")
     if limit > max_limit:
         raise QueryError(MsgCode.PARAMETER, f"Limit不能超过{max_limit}")
-    return QueryPlan(form=form, keys=keys, columns=columns, predicate=compile_filter(node, filter_columns),
-                     order=order, entry=entries.pop() if entries else None, start=start, limit=limit, top=top)
+    predicate = compile_filter(node, filter_columns)
+    return QueryPlan(form=form, keys=keys, columns=columns, predicate=predicate,
+                     order=order, entry=entries.pop() if entries else None, start=start, limit=limit, top=top,
+                     window=modified_window(node, form, filter_columns) if node is not None else None)
+
+
+def candidates(query: QueryPlan, table: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The headers the filter must see, in the table's order: those in the query's ``FModifyDate``
+    window when the table keeps that index, else every one."""
+    if query.window is not None and isinstance(table, FormTable):
+        return table.window(*query.window)
+    return list(table.values())
 
 
 def run(query: QueryPlan, headers: list[dict[str, Any]]) -> list[list[Any]]:

@@ -27,7 +27,8 @@ from .emulator_forms import (
     FieldSpec,
     FormSpec,
 )
-from .emulator_query import LINES, Resolver, find_form, plan, run
+from .emulator_index import FormTable
+from .emulator_query import LINES, Resolver, candidates, find_form, plan, run
 from .emulator_sessions import Credentials, LoginSession, SessionBook
 from .emulator_values import RowError, ref_number, required_missing, scalar, unknown_reference
 from .localtime import zone
@@ -108,7 +109,8 @@ class KingdeeStore:
     # -- state ---------------------------------------------------------------
     def reset(self) -> None:
         with self.lock:
-            self.records: dict[str, dict[int, dict[str, Any]]] = {form_id: {} for form_id in FORMS}
+            # FormTable: a dict that also keeps the records sorted by FModifyDate (queries read the window)
+            self.records: dict[str, FormTable] = {form_id: FormTable() for form_id in FORMS}
             self.numbers: dict[str, dict[str, int]] = {form_id: {} for form_id in FORMS}
             self.next_pk: dict[str, int] = {form_id: 100001 for form_id in FORMS}
             self.number_seq: dict[str, int] = {form_id: 0 for form_id in FORMS}
@@ -148,7 +150,7 @@ class KingdeeStore:
     def query(self, data: dict[str, Any]) -> list[list[Any]]:
         with self.lock:
             query = plan(self.resolver, data, max_limit=int(self.switch("max_query_limit")))
-            return run(query, list(self.records[query.form.form_id].values()))
+            return run(query, candidates(query, self.records[query.form.form_id]))
 
     # -- Save / BatchSave --------------------------------------------------------
     def save(self, form_id: str, data: dict[str, Any], *, batch: bool) -> tuple[list[Saved], list[RowFailure]]:
@@ -461,6 +463,7 @@ class KingdeeStore:
             record["FApproveDate"] = None
         if self.switch("status_bumps_modify_date"):
             record["FModifyDate"] = stamp
+            self.records[form.form_id].reindex(record[form.pk])  # changed in place: move it in the index
         return None
 
     # -- View ----------------------------------------------------------------------

@@ -42,12 +42,16 @@ def test_initial_sync_moves_every_record_and_counts_calls():
 
 
 def test_incremental_noop_pass_writes_nothing_and_changes_are_written_once():
-    figures, _ = run("incremental.py", "--sizes", "20,40", "--changes", "5", "--latency-ms", "0", "--overlap", "2",
-                     "--settle", "3")
+    figures, out = run("incremental.py", "--sizes", "20,40", "--changes", "5", "--latency-ms", "0", "--overlap", "2",
+                       "--settle", "3", "--profile", "--top", "5")
     assert figures["complete"] == "1"
     for size in ("20", "40"):
         assert figures[f"noop_writes_{size}"] == "0"
         assert figures[f"change_writes_{size}"] == "10"  # 5 changed accounts, each to Zoho and the ERP
+        # CPU per process over the pass: crmsync's own and each emulator's
+        assert float(figures[f"change_cpu_crmsync_{size}"]) > 0
+        assert all(f"noop_cpu_{who}_{size}" in figures for who in ("crmsync", "fxiaoke", "zoho", "kingdee"))
+        assert f"profile of crmsync's process, size {size}, noop pass" in out
     assert float(figures["noop_t_ratio"]) > 0 and int(figures["noop_max_calls_per_system"]) >= 1
 
 
