@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -91,6 +92,9 @@ class Link(Base):
         ForeignKeyConstraint(
             ["entity", "canonical_id"], ["records.entity", "records.canonical_id"], ondelete="CASCADE"
         ),
+        # A reference (a contact's account id) is resolved by system and external id, without the object:
+        # without this index SQLite walked every link of the entity for each one (O(links) per reference).
+        Index("ix_links_external", "system", "external_id"),
     )
 
 
