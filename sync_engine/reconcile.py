@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -52,6 +53,9 @@ class BatchCache:
         self.links: dict[str, dict[str, Link]] = defaultdict(dict)
         self.frozen: dict[str, set[str]] = defaultdict(set)
         self.outbox: dict[tuple[str, str, str], list[OutboxWrite]] = defaultdict(list)
+        #: (canonical id, system) -> (sent_at, values) of updates we attempted, whose answer was lost, and that
+        #: a later plan superseded before they were sent again: they may have landed all the same
+        self.superseded_attempts: dict[tuple[str, str], list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
         #: (canonical id, system) -> (done_at, canonical fields) of our writes completed after a read began
         self.late_writes: dict[tuple[str, str], list[tuple[Any, list[str]]]] = defaultdict(list)
         #: reads whose version must not count as seen (they disagreed with a later write of ours)
@@ -135,6 +139,14 @@ class BatchCache:
             )
         ):
             self.outbox[(row.canonical_id, row.system, row.action)].append(row)
+        for canonical_id, system, values, sent_at in self.session.connection().execute(
+            select(OutboxWrite.canonical_id, OutboxWrite.system, OutboxWrite.values, OutboxWrite.sent_at).where(
+                OutboxWrite.entity == entity, OutboxWrite.canonical_id.in_(cids), OutboxWrite.action == "update",
+                rec.unindexed(OutboxWrite.status) == "superseded", OutboxWrite.attempts > 0,
+                OutboxWrite.sent_at.is_not(None),
+            )
+        ):
+            self.superseded_attempts[(canonical_id, system)].append((sent_at, values or {}))
 
     def load_late_writes(self, groups: dict[str, list[tuple[StagedChange, Any]]]) -> None:
         """Our writes completed since the earliest of these reads started (see _with_our_later_writes)."""
@@ -148,6 +160,10 @@ class BatchCache:
             )
         ):
             self.late_writes[(cid, system)].append((done_at, list(values or {})))
+
+
+#: How long after an attempt a write may still land (a call's timeout and its retries are well within it).
+LANDING_WINDOW = timedelta(minutes=5)
 
 
 def match_specs(rt: Runtime, entity: str) -> list[KeySpec]:
@@ -432,6 +448,13 @@ def _reconcile_record(
             continue
         landing = [row.values or {} for row in cache.outbox.get((cid, c.system, "update"), [])
                    if row.status == "sent" or (row.status == "pending" and row.attempts)]
+        # An attempt superseded before it was sent again may have landed too: until a read that started
+        # well after it (LANDING_WINDOW: longer than a call and its retries) has been merged, its values
+        # read back are ours (the long chaos run: an ERP BatchSave landed, the push failed on the next call,
+        # a later edit superseded the update, and the landed address was taken for the ERP's own edit).
+        read_started = snapshots[c.system].read_at if c.system in snapshots else None
+        landing += [values for sent_at, values in cache.superseded_attempts.get((cid, c.system), [])
+                    if read_started is None or read_started < sent_at + LANDING_WINDOW]
         echoed = {f: v[f] for sent in landing for f, w in sent.items() if f in v and equal(f, v[f], w)
                   and not equal(f, v[f], snap.values.get(f))}
         if echoed:
@@ -502,7 +525,7 @@ def _reconcile_record(
             session, entity=entity, canonical_id=cid, system=change.system, values=values,
             modified_at=None if id(change) in cache.unsettled else change.modified_at,
             action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
-            look_up=False,
+            look_up=False, read_started=change.staged_at,
         )
         link = links.get(change.system)
         if link is not None:

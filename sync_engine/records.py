@@ -443,9 +443,11 @@ def save_snapshot(
     hash_of: Callable[[Mapping[str, Any]], str],
     existing: Snapshot | None = None,
     look_up: bool = True,
+    read_started: datetime | None = None,
 ) -> Snapshot:
     """Merge ``values`` into the system's snapshot. ``look_up=False``: the caller knows there is none
-    unless it passed ``existing`` (it read them all in one query)."""
+    unless it passed ``existing`` (it read them all in one query). ``read_started``: when the read began;
+    ``read_at`` keeps the latest start of a read merged (what any write sent before it may show)."""
     snap = existing if existing is not None or not look_up else session.get(Snapshot, (entity, canonical_id, system))
     now = utc_now()
     merged = {**(snap.values if snap else {}), **values}
@@ -466,7 +468,8 @@ def save_snapshot(
         snap.source_modified_at = modified_at
     snap.last_action = action
     if action == SnapshotAction.READ:
-        snap.read_at = now
+        started = read_started or now
+        snap.read_at = started if snap.read_at is None or snap.read_at < started else snap.read_at
     else:
         snap.written_at = now
         snap.last_op_key = op_key

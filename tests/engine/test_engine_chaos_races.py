@@ -646,10 +646,6 @@ async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_fiel
     runtime.store.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open (bench/README.md, chaos): an update row superseded after an attempt whose answer was lost is no longer "
-    "taken as a possible echo (reconcile: only sent / pending-with-attempts rows are); its landed value reads "
-    "back as the target's own change"))
 async def test_an_update_that_landed_unbeknown_and_was_superseded_is_no_edit_of_the_target(memory_plugin, tmp_path):
     """Our ERP update landed but its answer was lost (the long chaos run: a BatchSave landed, the next call of
     the same push hit the call limit, and the whole push was put back as pending). A later edit elsewhere
@@ -705,4 +701,18 @@ async def test_an_update_that_landed_unbeknown_and_was_superseded_is_no_edit_of_
         await engine.run_all()
         assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
                 erp.records("BD_Customer")[eid]["FTel"]} == {"0755-zoho"}
+
+        # Long after the attempt (reads that began well after it have been merged), an ERP user setting the
+        # phone back to the value that attempt carried is the ERP's own edit, not our echo: it reaches everyone.
+        with engine.rt.store.write() as session:
+            assert session.scalar(select(OutboxWrite.id).where(OutboxWrite.status == "superseded",
+                                                               OutboxWrite.attempts > 0)) is not None
+            session.execute(update(OutboxWrite).where(OutboxWrite.status == "superseded")
+                            .values(sent_at=utc_now() - timedelta(hours=1)))
+        CLOCK.tick()
+        erp.user_update("BD_Customer", eid, {"FTel": "0755-fx"})
+        await engine.run_all()
+        await engine.run_all()
+        assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
+                erp.records("BD_Customer")[eid]["FTel"]} == {"0755-fx"}
     runtime.store.dispose()
