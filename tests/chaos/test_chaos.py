@@ -63,8 +63,8 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
     "the long run. (1) no API offers a conditional write: an update is checked against the target right before "
     "its call goes out (Connector.push_checked) and a user's edit landing in the fraction of a second between that "
     "read and our write is overwritten; for Zoho the edit is now brought back from its notification's values "
-    "(sync_engine/notified.py), for Fxiaoke and the ERP (ids-only notifications) it is not; (2) an update superseded "
-    "after an attempt whose answer was lost is not counted as a possible echo (tests/engine/test_engine_chaos_races.py, "
-    "strict xfail). Reproduce: python bench/chaos.py --ops 500 --kills 5 --seed 22 --keep"))
+    "(sync_engine/notified.py), for Fxiaoke and the ERP (ids-only notifications) it is not. The last long run's other loss (a superseded "
+    "attempt's landed value taken for the ERP's edit) is fixed and replayed in tests/engine/test_engine_chaos_races.py. "
+    "Reproduce: python bench/chaos.py --ops 500 --kills 5 --seed 22 --keep"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]
