@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import textwrap
 
 import pytest
@@ -74,14 +75,21 @@ def state_url(tmp_path):
     return f"sqlite:///{tmp_path / 'state.db'}"
 
 
-@pytest.fixture
-async def engine(memory_plugin, state_url):
-    config = make_config()
+@contextlib.asynccontextmanager
+async def engine_for(text: str, state_url: str):
+    """A SyncEngine on the memory systems configured by ``text`` (a variant of THREE_SYSTEMS)."""
+    config = make_config(text)
     config.state.url = state_url
     runtime = Runtime(config, store=StateStore.open(state_url))
     async with runtime:
         yield SyncEngine(runtime)
     runtime.store.dispose()
+
+
+@pytest.fixture
+async def engine(memory_plugin, state_url):
+    async with engine_for(THREE_SYSTEMS, state_url) as engine:
+        yield engine
 
 
 @pytest.fixture

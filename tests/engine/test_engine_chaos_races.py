@@ -610,11 +610,7 @@ async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_fiel
     as None, and recovery compared it with the website we sent: no match, the create was sent again and
     the company deleted in Zoho lived on everywhere (chaos, seed 13: "deleted in zoho, still in
     ['erp', 'fx', 'zoho']")."""
-    from sync_engine.engine import SyncEngine
-    from sync_engine.runtime import Runtime
-    from sync_engine.state.db import StateStore
-
-    from .conftest import THREE_SYSTEMS, make_config
+    from .conftest import THREE_SYSTEMS, engine_for
 
     text = (THREE_SYSTEMS
             .replace("fields: {name: name, tax_id: uscc,", "fields: {name: name, tax_id: uscc, domain: url,")
@@ -622,12 +618,7 @@ async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_fiel
                      "fields: {name: Account_Name, tax_id: Tax_ID,"
                      " domain: {field: Website, transform: {read: \"normalize_domain(value)\"}},"))
     assert "domain: url" in text and "Website" in text
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    config = make_config(text)
-    config.state.url = url
-    runtime = Runtime(config, store=StateStore.open(url))
-    async with runtime:
-        engine = SyncEngine(runtime)
+    async with engine_for(text, f"sqlite:///{tmp_path / 'state.db'}") as engine:
         systems = MemorySystem.instances
         fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
         zoho.tombstone_fields = ("Account_Name",)
@@ -642,7 +633,6 @@ async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_fiel
         await engine.run_all()
         assert zoho.records("Accounts") == {}
         assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
-    runtime.store.dispose()
 
 
 async def test_an_update_that_landed_unbeknown_and_was_superseded_is_no_edit_of_the_target(memory_plugin, tmp_path):
@@ -652,21 +642,12 @@ async def test_an_update_that_landed_unbeknown_and_was_superseded_is_no_edit_of_
     edit and, the ERP being the field's source of truth, it won over the later edit everywhere (seed 11,
     10,000 ops: a Fxiaoke address edit lost). An update sent since that system was last read may have
     landed: its values read back are our echo, superseded or not."""
-    from sync_engine.engine import SyncEngine
-    from sync_engine.runtime import Runtime
-    from sync_engine.state.db import StateStore
-
-    from .conftest import THREE_SYSTEMS, make_config
+    from .conftest import THREE_SYSTEMS, engine_for
 
     text = THREE_SYSTEMS.replace("      credit_limit: {source_of_truth: erp}\n",
                                  "      credit_limit: {source_of_truth: erp}\n      phone: {source_of_truth: erp}\n")
     assert "phone: {source_of_truth: erp}" in text
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    config = make_config(text)
-    config.state.url = url
-    runtime = Runtime(config, store=StateStore.open(url))
-    async with runtime:
-        engine = SyncEngine(runtime)
+    async with engine_for(text, f"sqlite:///{tmp_path / 'state.db'}") as engine:
         systems = MemorySystem.instances
         fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
         rid = _company(systems)
@@ -714,4 +695,3 @@ async def test_an_update_that_landed_unbeknown_and_was_superseded_is_no_edit_of_
         await engine.run_all()
         assert {fx.records("AccountObj")[rid]["tel"], zoho.records("Accounts")[zid]["Phone"],
                 erp.records("BD_Customer")[eid]["FTel"]} == {"0755-fx"}
-    runtime.store.dispose()

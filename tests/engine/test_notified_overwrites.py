@@ -54,6 +54,21 @@ def _user_edits_zoho_right_before_our_write(zoho, zid, phone, notices):
 
     zoho.push = push
 
+async def _raced(engine, systems, *, fx_at=None):
+    """A linked company; a Fxiaoke user edits its phone (the older edit, at ``fx_at``); crmsync writes it to
+    Zoho while a Zoho user's edit lands between the check and the write. The Zoho notices, in order."""
+    rid, zid, eid = await _linked_company(engine, systems)
+    fx, zoho = systems["fx"], systems["zoho"]
+    if fx_at is None:
+        fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    else:
+        fx.user_update("AccountObj", rid, {"tel": "0755-fx"}, at=fx_at)
+    notices: list[ChangeHint] = []
+    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    return rid, zid, eid, notices
+
+
 
 def _phones(systems, rid, zid, eid):
     return (systems["fx"].records("AccountObj")[rid]["tel"], systems["zoho"].records("Accounts")[zid]["Phone"],
@@ -66,12 +81,8 @@ def _writes(systems):
 
 async def test_a_zoho_edit_our_write_overwrote_wins_everywhere_when_newer(engine, systems):
     """The long chaos run's lost phone: a Zoho edit 0.2 s before our write of an older Fxiaoke edit."""
-    fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})  # the older edit
-    notices: list[ChangeHint] = []
-    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
-    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    zoho = systems["zoho"]
+    rid, zid, eid, notices = await _raced(engine, systems)
     assert zoho.records("Accounts")[zid]["Phone"] == "0755-fx", "the race: our write overwrote the Zoho edit"
     user, echo = notices
 
@@ -98,12 +109,7 @@ async def test_a_zoho_edit_our_write_overwrote_wins_everywhere_when_newer(engine
 
 
 async def test_the_users_notification_first_and_its_echo_after_end_the_same(engine, systems):
-    fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
-    notices: list[ChangeHint] = []
-    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
-    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    rid, zid, eid, notices = await _raced(engine, systems)
     user, echo = notices
     await engine.sync_hints("zoho", [user, echo])  # one job's hints, in order
     await engine.sync_hints("zoho", [echo])
@@ -112,12 +118,7 @@ async def test_the_users_notification_first_and_its_echo_after_end_the_same(engi
 
 async def test_without_the_notification_the_overwritten_edit_is_lost(engine, systems):
     """The race itself, for the record: the read after our write shows our value, nothing else would tell."""
-    fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
-    notices: list[ChangeHint] = []
-    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
-    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    rid, zid, eid, notices = await _raced(engine, systems)
     await engine.sync_hints("zoho", [ChangeHint("Accounts", [zid], "update", occurred_at=h.occurred_at) for h in notices])
     await engine.run_all()
     assert _phones(systems, rid, zid, eid) == ("0755-fx",) * 3
@@ -145,12 +146,8 @@ async def test_an_overwritten_edit_older_than_our_writes_source_changes_nothing(
 async def test_a_delayed_notification_does_not_undo_a_newer_change(engine, systems):
     """The Zoho edit won; then an Fxiaoke user changed the phone again, and only then a delayed copy of the
     Zoho notification arrives: it must not bring the older value back."""
-    fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
-    notices: list[ChangeHint] = []
-    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
-    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    fx = systems["fx"]
+    rid, zid, eid, notices = await _raced(engine, systems)
     user, echo = notices
     await engine.sync_hints("zoho", [user])
     assert _phones(systems, rid, zid, eid) == ("0755-zoho",) * 3
@@ -203,11 +200,7 @@ async def test_a_notification_weighed_after_a_newer_change_was_merged_does_not_u
     from connectors.errors import TransientError
 
     fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
-    notices: list[ChangeHint] = []
-    _user_edits_zoho_right_before_our_write(zoho, zid, "0755-zoho", notices)
-    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    rid, zid, eid, notices = await _raced(engine, systems)
     user, _ = notices
     fx.user_update("AccountObj", rid, {"tel": "0755-fx-2"}, at=utc_now() + timedelta(minutes=1))
     real_push = zoho.push
