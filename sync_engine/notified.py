@@ -13,10 +13,12 @@ record even when its current version was reconciled already. Whenever the record
 :func:`weigh` looks at each notified field value V of time T:
 
 - the system holds V now, or the canonical record does: nothing was lost (or it is merged already);
-- otherwise, what the system holds now must be **our own write** W of that field, sent to that very
-  record around T (decided before T, done after it, give or take ``SKEW`` between the system's
-  clock and ours; an edit made before the write's check read would have withdrawn it) and still the canonical value: then V is an edit made while our write was on its way,
-  which the write overwrote. It joins the merge as that system's change of the field at T, against
+- otherwise, a write of ours of that field must have been on its way to that very record at T
+  (decided before T, done after it, give or take ``SKEW`` between the system's clock and ours; an
+  edit made before the write's check read would have withdrawn it), and what the system holds now
+  must be **our own write** W, that one or one done since (the field's next change, written over
+  the edit no read could show any more), and still the canonical value: then V is an edit made
+  while our write was on its way, which the write overwrote. It joins the merge as that system's change of the field at T, against
   the change that set W (the audit trail's newest read that changed the field to W, and its modified
   time): the field's policy decides (``latest_wins``: the Zoho user's edit wins when it is newer,
   and then reaches every system, Zoho included, as any change does; nothing changes when our
@@ -128,8 +130,13 @@ def weigh(
                           and w.created_at - SKEW <= at and (w.done_at is None or at <= w.done_at + SKEW)]
                 if any(equal(f, w.values[f], value) for w in flying):
                     continue  # the notification of a write of ours (two of ours in flight at once)
-                if not any(w.status == "done" and equal(f, w.values[f], ours) for w in flying):
+                if not any(w.status == "done" for w in flying):
                     continue  # no write of ours overwrote it
+                # What the record holds is ours: the write that overwrote the edit, or one sent after it
+                # (the field's next change, decided without the edit no read could show any more).
+                if not any(w.status == "done" and w.done_at + SKEW >= at and equal(f, w.values[f], ours)
+                           for w in writes if w.system == row.system and f in (w.values or {})):
+                    continue
                 origin = _origins(session, entity, cid, {f: ours}, equal).get(f)
                 if origin is not None and origin[0] == row.system:
                     continue

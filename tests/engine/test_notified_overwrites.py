@@ -143,6 +143,41 @@ async def test_an_overwritten_edit_older_than_our_writes_source_changes_nothing(
         assert s.scalar(select(func.count()).select_from(NotifiedChange)) == 0
 
 
+async def _then_the_next_fx_edit_is_written_over_it(engine, systems, rid, user, *, offset, monkeypatch):
+    """Chaos seed 33: before the Zoho notification is processed, an Fxiaoke edit made ``offset`` from the
+    Zoho edit is read and written to Zoho too: Zoho then holds our second write, not the one that overwrote.
+    That write is decided well after the Zoho edit (seconds in the chaos run, ms here: the systems here
+    share our clock, so no skew is allowed for)."""
+    monkeypatch.setattr("sync_engine.notified.SKEW", timedelta(0))
+    systems["fx"].user_update("AccountObj", rid, {"tel": "0755-fx-2"}, at=user.occurred_at + offset)
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+
+
+async def test_an_overwritten_edit_comes_back_after_our_next_write_of_an_older_change(engine, systems, monkeypatch):
+    rid, zid, eid, notices = await _raced(engine, systems, fx_at=utc_now() - timedelta(seconds=10))
+    user, echo = notices
+    await _then_the_next_fx_edit_is_written_over_it(engine, systems, rid, user, offset=-timedelta(seconds=1),
+                                                  monkeypatch=monkeypatch)
+    assert _phones(systems, rid, zid, eid) == ("0755-fx-2",) * 3, "the older Fxiaoke edit reached Zoho too"
+    await engine.sync_hints("zoho", [echo, user])
+    await engine.run_all()
+    assert _phones(systems, rid, zid, eid) == ("0755-zoho",) * 3, "latest_wins: the Zoho edit is the newest"
+    with engine.rt.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(NotifiedChange)) == 0
+
+
+async def test_an_overwritten_edit_older_than_our_next_write_stays_overwritten(engine, systems, monkeypatch):
+    rid, zid, eid, notices = await _raced(engine, systems, fx_at=utc_now() - timedelta(seconds=10))
+    user, echo = notices
+    await _then_the_next_fx_edit_is_written_over_it(engine, systems, rid, user, offset=timedelta(seconds=1),
+                                                  monkeypatch=monkeypatch)
+    before = _writes(systems)
+    await engine.sync_hints("zoho", [user, echo])
+    await engine.run_all()
+    assert _phones(systems, rid, zid, eid) == ("0755-fx-2",) * 3
+    assert _writes(systems) == before
+
+
 async def test_a_delayed_notification_does_not_undo_a_newer_change(engine, systems):
     """The Zoho edit won; then an Fxiaoke user changed the phone again, and only then a delayed copy of the
     Zoho notification arrives: it must not bring the older value back."""
