@@ -286,6 +286,11 @@ class SyncEngine:
                     outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id,
                                               hold_creates=hold_creates)
                     missing.extend(outcome.missing)
+                # Reconciling is CPU work with no await: between batches (never inside a transaction) the
+                # other workers and the receivers of this process get their turn. A worker of ours waiting
+                # here between its check read and its write would otherwise send an update decided on a
+                # read seconds old, over an edit made meanwhile (see push._checked).
+                await asyncio.sleep(0)
             await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
             for other in derive.entities_written_by(self.rt, entity):
                 # A won deal's new ERP order, an order's status written back onto its deal: sent now, not next pass.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -172,8 +173,7 @@ async def _push_chunk(
                 # The connector's last moment before the call: the target is read once more (see
                 # _without_overwrites); the updates that would overwrite an edit are withdrawn.
                 asked = [(row_of[op.key], op) for op in updates]
-                kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, by_id, run_id)}
-                return {op.key for _, op in asked if op.key not in kept}
+                return await _checked(rt, uow, report, entity, system, asked, by_id, run_id)
 
             for start, end, updates in _runs_of_updates(ops):
                 try:
@@ -216,6 +216,37 @@ def _runs_of_updates(ops: list[WriteOp]) -> list[tuple[int, int, bool]]:
         else:
             runs.append((i, i + 1, updates))
     return runs
+
+
+#: A check whose read was sent longer ago than this is done again before the write goes out.
+CHECK_FRESH_SECONDS = 0.5
+#: ... at most this many times; then the write goes out on the last one (a machine that slow would
+#: otherwise never write).
+CHECK_ROUNDS = 3
+
+
+async def _checked(
+    rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, asked: list[tuple[int, WriteOp]],
+    rows: dict[int, Any], run_id: int | None,
+) -> set[str]:
+    """The keys of the updates :func:`_without_overwrites` withdraws, with a read fresh when the write goes out.
+
+    A user's edit landing after the check's read and before the write is overwritten. That window is not
+    only the network's: the read's answer may wait for this process's event loop while another worker
+    reconciles a batch (seconds on a loaded machine; chaos seed 38 lost an edit made 3.9 s before our
+    write). So the time from sending the read to deciding is measured, and a check that took longer than
+    ``CHECK_FRESH_SECONDS`` is done again with a new read."""
+    withdrawn: set[str] = set()
+    for round_ in range(CHECK_ROUNDS):
+        started = time.monotonic()
+        kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, rows, run_id)}
+        withdrawn |= {op.key for _, op in asked if op.key not in kept}
+        asked = [(row_id, op) for row_id, op in asked if op.key in kept]
+        if not asked or time.monotonic() - started <= CHECK_FRESH_SECONDS:
+            break
+        if round_ + 1 < CHECK_ROUNDS:
+            report.count(system, "rechecked")
+    return withdrawn
 
 
 async def _without_overwrites(
