@@ -58,12 +58,5 @@ def test_conflicts_settled_or_in_review_and_no_echo_writes(chaos):
     assert chaos["serve_log_tracebacks"] == 0, chaos["summary"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, open (bench/README.md, chaos): 12 of the last 14 CI-size runs lost nothing; seeds 33 and 38 lost one "
-    "address each, not traced yet (seed 33: a Zoho edit 1.4 s after a competing Fxiaoke edit, the read-to-write "
-    "window, which the Zoho notification's values should undo unless that webhook was dropped; seed 38: a Fxiaoke "
-    "edit 11 s after an ERP edit, the ERP's value kept — the ERP is the address's source of truth, and the checker "
-    "counts that a loss when the audit trail has no conflict the ERP won). No API offers a conditional write; Fxiaoke "
-    "and ERP notifications carry ids only. Reproduce: python bench/chaos.py --ops 500 --kills 5 --seed 38 --keep"))
 def test_no_lost_updates_creates_or_deletes(chaos):
     assert chaos["lost"] == [], chaos["summary"]
