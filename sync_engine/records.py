@@ -20,7 +20,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from mapping.canonical import canonical_field_equal, canonical_hash
 
-from .matching import Candidate, KeySpec, keys_of, weak_fields
+from .matching import Candidate, KeySpec, core_key_field, keys_of, weak_fields
 from .merge import values_equal
 from .state import bulk
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
@@ -314,10 +314,12 @@ class MatchIndex:
     def __init__(self, session: Session, entity: str, specs: list[KeySpec]) -> None:
         self.session = session
         self.entity = entity
-        self.weak = weak_fields(specs)  # name keys and their cores
+        self.weak = weak_fields(specs)  # name keys and the cores searched for similar names
         #: the keys a candidate is scored on (matching.decide): not the cores, which only find candidates
         self.scored = sorted({s.field for s in specs})
-        self.weak_set = frozenset(self.weak)
+        #: the keys that are names: a weak key and every core of one (``keys_of`` keys every company name's
+        #: core, whether or not its blocks are searched). Namesakes are looked up on these by system.
+        self.weak_set = frozenset(self.weak) | {core_key_field(s.field) for s in specs if not s.strong}
         #: (field, key) -> ids: strong keys read from the table, and every key of the records this batch created
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (system, field, key) -> ids: weak keys (names) read from the table for a record of that system
