@@ -18,9 +18,9 @@ record even when its current version was reconciled already. Whenever the record
   edit made before the write's check read would have withdrawn it), and what the system holds now
   must be **our own write** W, that one or one done since (the field's next change, written over
   the edit no read could show any more), and still the canonical value: then V is an edit made
-  while our write was on its way, which the write overwrote. It joins the merge as that system's change of the field at T, against
-  the change that set W (the audit trail's newest read that changed the field to W, and its modified
-  time): the field's policy decides (``latest_wins``: the Zoho user's edit wins when it is newer,
+  while our write was on its way, which the write overwrote. It joins the merge as that system's
+  change of the field at T, against the change that set W (the audit trail's newest read that
+  changed the field to W, and its modified time): the field's policy decides (``latest_wins``: the Zoho user's edit wins when it is newer,
   and then reaches every system, Zoho included, as any change does; nothing changes when our
   write's source change is newer).
 - a value some write of ours sent around T is the notification of that write (our echo): skipped.
