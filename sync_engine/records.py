@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, delete, exists, select, text
+from sqlalchemy import TextClause, delete, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -357,10 +357,12 @@ class MatchIndex:
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
                 )
                 if weak and system is not None:
-                    # Every link counts, deleted ones too (as in self.systems below).
-                    query = query.where(~exists().where(
+                    # Every link counts, deleted ones too (as in self.systems below). The subquery selects
+                    # an indexed column, not `*`: SQLite then answers each namesake from the index alone
+                    # instead of also reading its link row (a random page of a large table, per namesake).
+                    query = query.where(~select(Link.canonical_id).where(
                         Link.entity == MatchKey.entity, Link.canonical_id == MatchKey.canonical_id, Link.system == system,
-                    ))
+                    ).exists())
                 for value, cid in self.session.connection().execute(query).all():
                     if weak:
                         self.exact_weak[(system, field, value)].add(cid)

@@ -168,3 +168,28 @@ def test_namesakes_are_left_out_by_their_core_key_too(session):
     assert not index.exact and len(index.keys) == FUZZY_CANDIDATES
     index.prefetch([mine], "zoho")
     assert len(index.candidates(mine, "zoho")) == 300
+
+
+def test_the_namesake_filter_reads_the_links_index_only(session):
+    """Each namesake's links are checked in the (entity, canonical_id, system) index without reading the
+    link's row: a random page of a large table per namesake, most of a 1M first sync's time otherwise."""
+    from sqlalchemy import event
+
+    from sync_engine.matching import keys_of
+
+    statements: list[tuple[str, tuple]] = []
+
+    def collect(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM links" in statement and "match_keys" in statement:
+            statements.append((statement, tuple(parameters)))
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", collect)
+    try:
+        MatchIndex(session, "account", SPECS).prefetch([keys_of(SPECS, {"name": "Vertex Energy"})], "fx")
+    finally:
+        event.remove(bind, "before_cursor_execute", collect)
+    assert statements
+    for statement, parameters in statements:
+        plan = [row[3] for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        assert any(step.startswith("SEARCH links USING COVERING INDEX") for step in plan), plan
