@@ -56,7 +56,7 @@ def one(size: int, args: argparse.Namespace) -> dict[str, str]:
     if args.state_url:
         command += ["--state-url", args.state_url]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=harness.die_with_parent)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if not lines or "peak_rss_mb=" not in lines[-1]:
         raise SystemExit(f"initial_sync.py --records {size} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -77,3 +77,37 @@ def test_vs_airbyte_crmsync_side_delivers_every_record():
     # past 2,000 records: crmsync switches to page_token and delivers them all, each once
     assert figures["crmsync_delivered_2100"] == "2100" and figures["crmsync_complete"] == "1"
     assert int(figures["crmsync_calls_2100"]) >= 11  # 200 a page at most
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_bench_leaves_no_emulator_running():
+    """SIGKILL runs no `finally`: the emulators die with the bench process anyway (harness.die_with_parent)."""
+    import signal
+    import time
+
+    script = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import harness\n"
+        "with harness.emulators(harness.Limits(), ('zoho',)) as emus:\n"
+        "    print(emus['zoho'].process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    bench = subprocess.Popen([sys.executable, "-c", script, str(BENCH)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        emulator = int(bench.stdout.readline())
+        os.kill(bench.pid, signal.SIGKILL)
+        bench.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(emulator, 0)
+            except ProcessLookupError:
+                return
+            with open(f"/proc/{emulator}/stat") as stat:
+                if stat.read().split(") ")[1].startswith("Z"):
+                    return  # exited; only its (dead) parent could reap it
+            time.sleep(0.1)
+        os.kill(emulator, signal.SIGKILL)
+        pytest.fail("the emulator outlived the killed bench")
+    finally:
+        if bench.poll() is None:
+            bench.kill()
