@@ -287,7 +287,7 @@ class SyncEngine:
                                               hold_creates=hold_creates)
                     missing.extend(outcome.missing)
                 # Reconciling is CPU work with no await: between batches (never inside a transaction) the
-                # other workers and the receivers of this process get their turn. A worker of ours waiting
+                # other workers of this process (tasks of one event loop) get their turn. A worker waiting
                 # here between its check read and its write would otherwise send an update decided on a
                 # read seconds old, over an edit made meanwhile (see push._checked).
                 await asyncio.sleep(0)
