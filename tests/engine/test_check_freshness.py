@@ -4,6 +4,7 @@ a Fxiaoke edit made 3.9 s before our write was overwritten): a check that took t
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from connectors.base import ChangeHint
 from sync_engine import push
@@ -39,12 +40,9 @@ async def test_a_check_answered_too_long_before_the_write_is_done_again(engine, 
     assert _phones(systems, rid, zid, eid) == ("0755-zoho",) * 3
 
 
-async def test_a_prompt_check_is_not_repeated(engine, systems, monkeypatch):
-    """The extra read costs a call only when the first was slow: a prompt check reads once."""
-    fx, zoho = systems["fx"], systems["zoho"]
-    rid, zid, eid = await _linked_company(engine, systems)
-    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
-    checks = []
+def _counted_checks(monkeypatch) -> list[tuple[str, list]]:
+    """(system, external ids) of every check read from now on, in order."""
+    checks: list[tuple[str, list]] = []
     real = push._without_overwrites
 
     async def counting(rt, uow, report, entity, system, planned, *args):
@@ -52,6 +50,15 @@ async def test_a_prompt_check_is_not_repeated(engine, systems, monkeypatch):
         return await real(rt, uow, report, entity, system, planned, *args)
 
     monkeypatch.setattr(push, "_without_overwrites", counting)
+    return checks
+
+
+async def test_a_prompt_check_is_not_repeated(engine, systems, monkeypatch):
+    """The extra read costs a call only when the first was slow: a prompt check reads once."""
+    fx = systems["fx"]
+    rid, zid, eid = await _linked_company(engine, systems)
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    checks = _counted_checks(monkeypatch)
     await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
     assert sorted(checks) == [("erp", [eid]), ("zoho", [zid])]
     assert _phones(systems, rid, zid, eid) == ("0755-fx",) * 3
@@ -63,16 +70,9 @@ async def test_a_slow_check_is_repeated_only_a_few_times(engine, systems, monkey
     rid, zid, eid = await _linked_company(engine, systems)
     fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
     monkeypatch.setattr(push, "CHECK_FRESH_SECONDS", -1.0)
-    checks = []
-    real = push._without_overwrites
-
-    async def counting(rt, uow, report, entity, system, planned, *args):
-        checks.append(system)
-        return await real(rt, uow, report, entity, system, planned, *args)
-
-    monkeypatch.setattr(push, "_without_overwrites", counting)
+    checks = _counted_checks(monkeypatch)
     await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
-    assert sorted(checks) == ["erp"] * push.CHECK_ROUNDS + ["zoho"] * push.CHECK_ROUNDS
+    assert sorted(system for system, _ in checks) == ["erp"] * push.CHECK_ROUNDS + ["zoho"] * push.CHECK_ROUNDS
     assert _phones(systems, rid, zid, eid) == ("0755-fx",) * 3
 
 
@@ -106,4 +106,4 @@ async def test_reconciling_many_batches_lets_the_other_workers_run_between_them(
     finally:
         ticker.cancel()
     assert len(seen) >= 3
-    assert all(b > a for a, b in zip(seen, seen[1:])), seen
+    assert all(b > a for a, b in itertools.pairwise(seen)), seen

@@ -319,20 +319,32 @@ async def test_the_record_our_create_in_doubt_made_keeps_its_users_edit(engine, 
         assert list(session.scalars(select(Review))) == []
 
 
+async def _zoho_create_lands_unanswered(engine, systems, **company) -> str:
+    """A company whose Zoho create lands but is answered with a 500 (Zoho's tombstones show the name only)."""
+    zoho = systems["zoho"]
+    zoho.tombstone_fields = ("Account_Name",)
+    _company(systems, **company)
+    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
+    await engine.run_all()
+    (zid,) = zoho.records("Accounts")
+    return zid
+
+
+async def _user_deletes_it_before_we_read_it(engine, zoho, zid) -> None:
+    """A Zoho user deletes that copy; recovery then looks for the create in doubt, over two passes."""
+    zoho.user_delete("Accounts", zid)
+    _age_sends(engine)
+    await engine.run_all()
+    await engine.run_all()
+
+
 async def test_a_create_that_landed_and_was_deleted_before_we_read_it_is_not_made_again(engine, systems):
     """Our Zoho create got a 500 but landed; a user deleted that record before crmsync ever read it.
     Recovery finds it among the deleted (Zoho's deleted list keeps its name): the company was deleted
     in Zoho, so it goes everywhere, instead of being created in Zoho once more."""
     fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
-    zoho.tombstone_fields = ("Account_Name",)
-    _company(systems)
-    _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
-    await engine.run_all()
-    (zid,) = zoho.records("Accounts")
-    zoho.user_delete("Accounts", zid)
-    _age_sends(engine)
-    await engine.run_all()
-    await engine.run_all()
+    zid = await _zoho_create_lands_unanswered(engine, systems)
+    await _user_deletes_it_before_we_read_it(engine, zoho, zid)
     assert zoho.records("Accounts") == {}
     assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
 
@@ -621,16 +633,9 @@ async def test_a_tombstone_is_matched_on_what_it_shows_not_on_a_transformed_fiel
     async with engine_for(text, f"sqlite:///{tmp_path / 'state.db'}") as engine:
         systems = MemorySystem.instances
         fx, zoho, erp = systems["fx"], systems["zoho"], systems["erp"]
-        zoho.tombstone_fields = ("Account_Name",)
-        _company(systems, url="hengtong.example.cn")
-        _lands_then_fails(zoho, TransientError("zoho: HTTP 500 Internal Server Error", code="INTERNAL_ERROR"))
-        await engine.run_all()
-        (zid,) = zoho.records("Accounts")
+        zid = await _zoho_create_lands_unanswered(engine, systems, url="hengtong.example.cn")
         assert zoho.records("Accounts")[zid]["Website"] == "hengtong.example.cn"
-        zoho.user_delete("Accounts", zid)
-        _age_sends(engine)
-        await engine.run_all()
-        await engine.run_all()
+        await _user_deletes_it_before_we_read_it(engine, zoho, zid)
         assert zoho.records("Accounts") == {}
         assert fx.records("AccountObj") == {} and erp.records("BD_Customer") == {}
 
