@@ -75,6 +75,7 @@ class FxiaokeClient:
             settings.rate_limit_period_seconds,
             burst=settings.rate_limit_burst,
             headroom=settings.rate_limit_headroom,
+            mode=settings.rate_limit_mode,
             clock=clock,
         )
         self.quota = DailyQuota(settings.daily_quota, now=wall_clock)
@@ -125,6 +126,8 @@ class FxiaokeClient:
                 return answer
             message = self._message_of(answer)
             self._note_error(path, code, message)
+            if code in codes.THROTTLED:
+                self.limiter.throttled(path)
             if outcome is codes.Outcome.REFRESH_TOKEN and not refreshed:
                 refreshed = True
                 await self._replace_token(token)

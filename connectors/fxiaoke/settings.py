@@ -183,11 +183,18 @@ class FxiaokeSettings(BaseModel):
         description="Per-path overrides of rate_limit_calls, e.g. {'/cgi/crm/v2/data/query': 300} for a tenant "
         "that bought more.",
     )
+    rate_limit_mode: Literal["window", "paced"] = Field(
+        "window",
+        description="How calls are kept within the limit, per interface. window: up to the limit less the headroom "
+        "in any period (stretched by the headroom), so a first sync's pages go out at the network's pace; an "
+        "interface the gateway throttles anyway is paced from then on. paced: after rate_limit_burst calls, a "
+        "steady (limit × (1 − headroom) − burst) / period calls a second, for a gateway that counts per second.",
+    )
     rate_limit_burst: int = Field(
         5,
         gt=0,
-        description="Calls that may go out back to back. The sustained rate is lowered so that burst + rate × "
-        "period never exceeds the limit in any sliding window.",
+        description="paced mode: calls that may go out back to back. The sustained rate is lowered so that burst + "
+        "rate × period never exceeds the limit in any sliding window.",
     )
     rate_limit_headroom: float = Field(
         0.03,

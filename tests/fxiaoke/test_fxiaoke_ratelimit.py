@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from connectors.base import WriteOp
+import pytest
+from pydantic import ValidationError
+
+from connectors.base import PullRequest, WriteOp
 from connectors.fxiaoke.limits import window_safe_bucket
+from connectors.fxiaoke.settings import FxiaokeSettings
+from connectors.ratelimit import NORMAL, URGENT, SlidingWindow, TokenBucket, priority
 
 UPDATE = "/cgi/crm/v2/data/update"
 
@@ -113,3 +118,90 @@ async def test_token_calls_stay_within_ten_a_minute(fx):
             assert await crm.fetch("AccountObj", [rid])
     assert fx.emu.token_calls["current"] == 3
     assert fx.emu.throttled.get("/oauth2.0/token", 0) == 0
+
+
+QUERY = "/cgi/crm/v2/data/query"
+
+
+async def test_sliding_window_admits_its_whole_limit_at_once_and_never_more_in_any_window():
+    limit, period = 30, 0.6
+    window = SlidingWindow(limit, period)
+    stamps: list[float] = []
+
+    async def one() -> None:
+        await window.acquire()
+        stamps.append(time.monotonic())
+
+    started = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(75)))
+    assert max_in_window(stamps, period) <= limit
+    # The first 30 go together (a paced bucket would space them), the next 30 one period later…
+    assert stamps[limit - 1] - started < 0.1
+    assert stamps[limit] - started >= period
+    # …and 75 calls take two periods and a bit, the least the window allows.
+    assert time.monotonic() - started < 2 * period + 0.4
+
+
+async def test_a_limiter_hands_its_waiters_over_in_their_order():
+    first = SlidingWindow(1, 60.0)
+    await first.acquire()  # the window is full for a minute
+    order: list[int] = []
+
+    async def one(i: int) -> None:
+        with priority(URGENT if i == 3 else NORMAL):
+            await first.acquire()
+        order.append(i)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(5)]
+    await asyncio.sleep(0.01)
+    assert order == []
+    first.hand_over(TokenBucket(10, 1.0))
+    await asyncio.gather(*tasks)
+    assert order == [3, 0, 1, 2, 4]  # webhook work first, then arrival order
+
+
+async def test_window_mode_reads_pages_at_the_networks_pace_where_paced_mode_spaces_them(fx):
+    # 3,000 accounts are 30 pages; 40 calls per 4 s is the documented 100 / 20 s, shortened.
+    limit, period = 40, 4.0
+    fx.switch(rate_limit=limit, rate_period=period)
+    fx.emu.store.seed(3_000, ["AccountObj"])
+    elapsed: dict[str, float] = {}
+    for mode in ("paced", "window"):
+        await asyncio.sleep(period)  # the gateway's window forgets the calls before
+        fx.emu.arrivals.clear()
+        async with fx.connector(rate_limit_calls=limit, rate_limit_period_seconds=period, rate_limit_mode=mode) as crm:
+            started = time.monotonic()
+            pulled = [r async for page in crm.pull(PullRequest(object="AccountObj", include_deleted=False))
+                      for r in page.records]
+            elapsed[mode] = time.monotonic() - started
+            assert crm.status()["rate_limits"][QUERY]["mode"] == mode
+        assert len({r.external_id for r in pulled}) == 3_000
+        assert max_in_window(fx.emu.arrivals[QUERY], period) <= limit
+        assert fx.emu.throttled[QUERY] == 0
+    # paced: 5 at once, then (38.8 − 5) / 4 s = 8.4 a second, so 25 more pages need ~3 s.
+    assert elapsed["paced"] > 2.5
+    assert elapsed["window"] < elapsed["paced"] / 2
+
+
+async def test_window_mode_falls_back_to_pacing_an_interface_the_gateway_throttles(fx):
+    # The gateway counts more finely than our window (or another app shares the tenant): 20 per 1 s.
+    fx.switch(rate_limit=20, rate_period=1.0)
+    fx.emu.store.seed(150, ["AccountObj"])
+    ops = [WriteOp(key=r["_id"], action="update", external_id=r["_id"], data={"remark": "窗口退回匀速"})
+           for r in fx.emu.store.dump("AccountObj")]
+    async with fx.connector(rate_limit_calls=100, rate_limit_period_seconds=20, retry_attempts=12,
+                            write_concurrency=50) as crm:
+        assert crm.client.limiter.mode(UPDATE) == "window"
+        results = await crm.push("AccountObj", ops)
+        status = crm.status()
+    assert all(r.ok for r in results)
+    assert fx.emu.throttled[UPDATE] > 0
+    assert status["rate_limits"][UPDATE]["mode"] == "paced"
+    assert fx.calls(UPDATE) == 150
+    # Once paced, the calls kept within ~4.6 a second: far fewer refusals than calls.
+    assert fx.emu.throttled[UPDATE] < 60
+
+
+def test_rate_limit_mode_is_checked_in_the_settings():
+    with pytest.raises(ValidationError, match="rate_limit_mode"):
+        FxiaokeSettings(app_id="a", app_secret="s", permanent_code="p", corp_id="c", rate_limit_mode="bursty")
