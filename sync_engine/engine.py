@@ -25,6 +25,7 @@ from . import derive, notified
 from . import records as rec
 from .context import Report, UnitOfWork
 from .pull import commit_cursor, pull_and_stage, stage_records
+from .pulls import Pulls
 from .push import push_pending, recover_in_doubt
 from .records import dead_letter
 from .reconcile import readable_systems, reconcile_batch
@@ -64,7 +65,8 @@ class SyncEngine:
                     report.errors.append(f"{system}: paused until {paused.isoformat()}")
                     return
                 try:
-                    await pull_and_stage(self.rt, uow, report, flow_name, system, full=full, run_id=report.run_id)
+                    await pull_and_stage(self.rt, uow, report, flow_name, system, full=full, run_id=report.run_id,
+                                         on_page=pulls.staged.set)
                     pulled.append(system)
                 except ConnectorError as exc:
                     self._system_failed(uow, report, system, exc)
@@ -72,10 +74,15 @@ class SyncEngine:
                     if auth_failed:  # it took our credentials again: the alarm clears without waiting for check_auth
                         self._auth_recovered(uow, system)
 
-            # The systems are read side by side; staging transactions hold no await, so they never interleave.
-            await asyncio.gather(*(pull(system) for system in readable_systems(self.rt, flow_name)))
-            held = frozenset(s for s in readable_systems(self.rt, flow_name) if s not in pulled)
-            await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, hold_creates=held)
+            # The systems are read side by side, and what they stage is reconciled while later pages are
+            # still on their way (the CPU work of merging fills the network's waits). Staging and
+            # reconciling transactions hold no await, so they never interleave.
+            pulls = Pulls(self.rt, flow_name, pulled)
+            pulls.start(pull)
+            try:
+                await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, pulls=pulls)
+            finally:
+                await pulls.cancel()
             with uow.tx() as session:
                 mapper_objects = {s: self.rt.mappings.mapper(self.rt.flow(flow_name).entity, s).object for s in pulled}
                 for system in pulled:
@@ -233,14 +240,16 @@ class SyncEngine:
     # -- reconciliation loop -------------------------------------------
     async def _reconcile_all(
         self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0,
-        hold_creates: frozenset[str] = frozenset(),
+        pulls: Pulls | None = None,
     ) -> None:
         """Reconcile every pending staged change of the flow, then send the writes.
 
         All batches are matched and merged before anything is sent: on a first sync, a
         company staged from Zoho must find its Fxiaoke twin before crmsync creates a copy of
-        that twin in Zoho. Creates into ``hold_creates`` (systems not read this pass) wait,
-        for the same reason.
+        that twin in Zoho. So while ``pulls`` are still reading, full batches are reconciled
+        as their pages arrive, and nothing is pushed until every pull has ended and every
+        staged change is reconciled. Creates into systems whose pull failed (not read this
+        pass) wait, for the same reason.
         """
         flow = self.rt.flow(flow_name)
         entity = flow.entity
@@ -254,14 +263,21 @@ class SyncEngine:
             )
             session.execute(
                 update(OutboxWrite)
-                .where(OutboxWrite.entity == entity, OutboxWrite.status == "deferred",
-                       OutboxWrite.system.not_in(list(hold_creates)) | (OutboxWrite.action != "create"))
+                .where(OutboxWrite.entity == entity, OutboxWrite.status == "deferred")
                 .values(status="pending")
             )
+        # Systems whose pull failed, known once the pulls have ended (None until then).
+        hold_creates: frozenset[str] | None = None if pulls is not None else frozenset()
         for round_ in range(2):
             missing: list[MissingLink] = []
             last_id = 0
             while True:
+                if pulls is not None and pulls.ended and hold_creates is None:
+                    hold_creates = await pulls.finish(uow, entity)
+                    last_id = 0
+                reading = pulls is not None and not pulls.ended
+                if reading:
+                    pulls.staged.clear()  # set again by the next page staged after this read
                 # A first sync grows the state tables fast: their query plans need fresh statistics.
                 self.rt.store.refresh_statistics()
                 with uow.tx() as session:
@@ -280,17 +296,29 @@ class SyncEngine:
                     if session.get_bind().dialect.name == "postgresql":
                         query = query.with_for_update(skip_locked=True)
                     batch = rec.load_rows(session, query)
-                    if not batch:
+                    if reading and len(batch) < self.batch_size:
+                        batch = []  # a part batch waits for more pages (fewer, fuller transactions)
+                    if batch:
+                        last_id = batch[-1].id
+                        outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id,
+                                                  hold_creates=hold_creates or frozenset())
+                        missing.extend(outcome.missing)
+                if not batch:
+                    if not reading:
                         break
-                    last_id = batch[-1].id
-                    outcome = reconcile_batch(self.rt, session, report, flow_name, batch, report.run_id,
-                                              hold_creates=hold_creates)
-                    missing.extend(outcome.missing)
+                    await pulls.more()
+                    # Staged rows' ids do not follow the order of staging: reconciled rows are deleted (SQLite
+                    # hands their ids out again) and a record read again is restaged in its row. So the scan
+                    # starts over; what it finds pending is what was staged since.
+                    last_id = 0
+                    continue
                 # Reconciling is CPU work with no await: between batches (never inside a transaction) the
-                # other workers of this process (tasks of one event loop) get their turn. A worker waiting
-                # here between its check read and its write would otherwise send an update decided on a
-                # read seconds old, over an edit made meanwhile (see push._checked).
+                # other workers of this process (tasks of one event loop) get their turn, and so do this
+                # pass's own pulls. A worker waiting here between its check read and its write would
+                # otherwise send an update decided on a read seconds old, over an edit made meanwhile
+                # (see push._checked).
                 await asyncio.sleep(0)
+            pulls = None
             await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
             for other in derive.entities_written_by(self.rt, entity):
                 # A won deal's new ERP order, an order's status written back onto its deal: sent now, not next pass.

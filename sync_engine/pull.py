@@ -25,7 +25,7 @@ the time ``marked_at`` it was seen) is kept in the cursor's ``tiebreak``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -180,7 +180,10 @@ async def pull_and_stage(
     *,
     full: bool,
     run_id: int | None,
+    on_page: Callable[[], object] | None = None,
 ) -> None:
+    """Read ``system``'s changes since its cursor and stage them, page by page; ``on_page`` is called
+    after each page's transaction."""
     flow = rt.flow(flow_name)
     entity = flow.entity
     mapper = rt.mappings.mapper(entity, system)
@@ -240,6 +243,8 @@ async def pull_and_stage(
             _save_progress(session, key, {**progress, "page": page.resume, "max_seen": _iso(max_seen)})
         report.count(system, "read", len(page.records))
         report.count(system, "skipped", skipped)
+        if on_page is not None:
+            on_page()
         fetched_at = utc_now()  # the next page is requested from here on
     with uow.tx() as session:
         _save_progress(
