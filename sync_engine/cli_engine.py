@@ -113,16 +113,12 @@ def register(app: typer.Typer) -> None:
                 unknown = [f for f in flow or [] if f not in engine.rt.config.flows]
                 if unknown:
                     raise UserError(f"unknown flow {unknown[0]!r} (defined: {', '.join(engine.rt.config.flows)})")
-                reports = []
                 names = engine.rt.flows_in_order(flow or None)
-                show = sys.stderr.isatty() and not as_json
-                for name in names:
-                    if show:
-                        with err.status(f"syncing {name}…"):
-                            reports.append(await engine.run_flow(name, full=full, dry_run=dry_run))
-                    else:
-                        reports.append(await engine.run_flow(name, full=full, dry_run=dry_run))
-                return reports
+                if not (sys.stderr.isatty() and not as_json):
+                    return await engine.run_all(names, full=full, dry_run=dry_run)
+                with err.status("syncing…") as status:
+                    return await engine.run_all(names, full=full, dry_run=dry_run,
+                                                on_flow=lambda name: status.update(f"syncing {name}…"))
 
         reports = run(go())
         if as_json:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import select, update
 
@@ -40,17 +40,58 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 
 
+class PrecedingFlowFailed(RuntimeError):
+    """A flow of a ``run_all`` whose predecessor failed: it stops before merging anything."""
+
+
 class SyncEngine:
     def __init__(self, runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> None:
         self.rt = runtime
         self.batch_size = batch_size
 
     # -- scheduled / CLI passes -----------------------------------------
-    async def run_all(self, flows: Sequence[str] | None = None, *, full: bool = False, dry_run: bool = False) -> list[Report]:
-        """Run the flows in dependency order (partners before accounts before contacts and deals)."""
-        return [await self.run_flow(name, full=full, dry_run=dry_run) for name in self.rt.flows_in_order(list(flows) if flows else None)]
+    async def run_all(
+        self, flows: Sequence[str] | None = None, *, full: bool = False, dry_run: bool = False,
+        on_flow: Callable[[str], object] | None = None,
+    ) -> list[Report]:
+        """Run the flows in dependency order (partners before accounts before contacts and deals).
 
-    async def run_flow(self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None) -> Report:
+        Each flow is reconciled and pushed only after the one before it has finished, as its
+        references need (a contact's account is linked before the contact is merged), but every
+        flow starts reading at once: a later flow's pages are staged while the earlier flows merge
+        and write, so a first sync waits on the network about once, not once per flow. If a flow
+        fails, the ones after it are cancelled (what they staged waits for the next pass). A dry
+        run holds one transaction per flow to the end, so its flows run one after the other.
+        ``on_flow`` is called with each flow's name when its turn to reconcile comes."""
+        names = self.rt.flows_in_order(list(flows) if flows else None)
+        if dry_run or len(names) < 2:
+            reports = []
+            for name in names:
+                if on_flow is not None:
+                    on_flow(name)
+                reports.append(await self.run_flow(name, full=full, dry_run=dry_run))
+            return reports
+        tasks: list[asyncio.Task[Report]] = []
+        for name in names:
+            tasks.append(asyncio.create_task(
+                self.run_flow(name, full=full, after=tasks[-1] if tasks else None, on_turn=on_flow)
+            ))
+        try:
+            return [await task for task in tasks]
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        finally:
+            # A failed flow's successors see it and stop (PrecedingFlowFailed, in their run rows).
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run_flow(
+        self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None,
+        after: asyncio.Task | None = None, on_turn: Callable[[str], object] | None = None,
+    ) -> Report:
+        """One pass of a flow. ``after``: a pass of the flow before it in a ``run_all``, which must
+        finish before this one merges anything (its pulls start at once)."""
         kind = RunKind.FULL if full else RunKind.INCREMENTAL
         with self._recorded_run(flow_name, kind, job_id, dry_run=dry_run) as (uow, report):
             entity = self.rt.flow(flow_name).entity
@@ -80,6 +121,12 @@ class SyncEngine:
             pulls = Pulls(self.rt, flow_name, pulled)
             pulls.start(pull)
             try:
+                if after is not None:
+                    await asyncio.wait([after])
+                    if after.cancelled() or after.exception() is not None:
+                        raise PrecedingFlowFailed(f"not merged: the pass of the flow before {flow_name!r} failed")
+                if on_turn is not None:
+                    on_turn(flow_name)
                 await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, pulls=pulls)
             finally:
                 await pulls.cancel()
