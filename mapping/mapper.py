@@ -16,7 +16,7 @@ given fields, nulls included (to clear them), and never ``create_only`` ones.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -259,6 +259,29 @@ class Mapper:
     def references(self) -> dict[str, ReferenceRule]:
         """Canonical field → referenced entity and id system."""
         return {r.canonical: r.reference for r in self.rules if r.reference is not None}
+
+    def ids_referenced_in(self, system_data: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+        """(entity, id system, id) of each record a system record points at by id, as its read would
+        look them up (top-level fields; items are looked up one by one). For reading the links of a
+        whole batch at once: a value a converter or map would change just misses that cache."""
+        for rule in self._read_rules:
+            ref = rule.reference
+            if ref is None or ref.key is not None or rule.path is None or rule.items is not None:
+                continue
+            raw = get_path(system_data, rule.path, rule.parts)
+            if isinstance(raw, (str, int)) and not isinstance(raw, bool) and raw != "":
+                yield ref.entity, ref.id_system, str(raw)
+
+    def ids_referenced_by(self, canonical: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+        """(entity, id system, canonical id) of each record canonical values point at, as a write to
+        this system would look them up (see :meth:`ids_referenced_in`)."""
+        for rule in self._write_rules:
+            ref = rule.reference
+            if ref is None or ref.key is not None or rule.items is not None:
+                continue
+            raw = canonical.get(rule.canonical)
+            if isinstance(raw, str) and raw:
+                yield ref.entity, ref.id_system, raw
 
     # -- system -> canonical ---------------------------------------------
     def to_canonical(self, system_data: Mapping[str, Any], resolver: ReferenceResolver) -> dict[str, Any]:

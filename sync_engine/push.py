@@ -100,6 +100,11 @@ async def _push_chunk(
         resolver = LinkResolver(session)
         waiting = _awaiting_match(session, entity)
         context = _create_context(session, entity, [r.canonical_id for r in rows if r.action == "create"])
+        # The records these writes point at (a contact's account), read in one query per system.
+        resolver.prefetch_external_ids(
+            ref for row in rows if row.action != "delete"
+            for ref in rt.mappings.mapper(entity, row.system).ids_referenced_by(row.values)
+        )
         #: system -> the canonical fields its mapping writes (the mapper builds that list on every call)
         writes_of: dict[str, frozenset[str]] = {}
         for row in rows:

@@ -213,6 +213,11 @@ def reconcile_batch(
 
     with session.no_autoflush, rec.batched_inserts(session):
         cache.load_links_of(batch)
+        # The records this batch points at (each contact's account), read in one query per system.
+        resolver.prefetch_canonical_ids(
+            ref for change in batch if not change.deleted
+            for ref in rt.mappings.mapper(entity, change.system).ids_referenced_in(change.data)
+        )
         # Map every record first, so the matching index can be read for the whole batch at once.
         # A record whose mapping failed is mapped again in turn below: a reference to a record
         # linked earlier in this batch resolves then, as it would have in a one-by-one loop.

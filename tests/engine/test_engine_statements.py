@@ -48,3 +48,31 @@ async def test_a_first_sync_costs_statements_per_batch_not_per_record(engine, sy
     # record back once per target and each matched record's pending creates: about 1,440 here).
     total = sum(statements.values())
     assert total < 0.5 * n, statements.most_common(8)
+
+
+async def test_references_of_a_batch_are_read_together_not_one_by_one(engine, systems):
+    """600 contacts of 600 accounts: resolving each contact's account when it is read (Fxiaoke id →
+    canonical) and when it is written (canonical → Zoho id) costs a query per batch, not per contact."""
+    n = 600
+    await _first_sync(engine, systems, n)
+    fx, zoho = systems["fx"], systems["zoho"]
+    for i, account in enumerate(list(fx.records("AccountObj"))):
+        fx.user_create("ContactObj", {"name": f"联系人{i}", "email": f"c{i}@example.cn", "account_id": account})
+    lookups: Counter = Counter()
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        words = statement.split()
+        if words[0].upper() == "SELECT" and "links" in words[words.index("FROM") + 1:][:1]:
+            lookups["links"] += 1
+
+    event.listen(engine.rt.store.engine, "before_cursor_execute", count)
+    try:
+        report = await engine.run_flow("contacts")
+    finally:
+        event.remove(engine.rt.store.engine, "before_cursor_execute", count)
+    assert not report.errors and report.total("deferred") == 0
+    contacts = list(zoho.records("Contacts").values())
+    assert len(contacts) == n
+    assert {c["Account_Name"]["id"] for c in contacts} == set(zoho.records("Accounts"))
+    # Before: ~2 link queries per contact (1,200+ here).
+    assert lookups["links"] < 0.1 * n, lookups
