@@ -203,7 +203,9 @@ class Limits:
     latency_ms: float = 0.0
     fx_rate_limit: int = 100           # calls per interface per fx_period
     fx_period: float = 20.0
+    fx_rate_limit_mode: str | None = None  # window | paced (None: the product's default, window)
     zoho_concurrency: int = 10         # Standard edition
+    zoho_write_parallelism: int | None = None  # write batches of one push in flight (None: the product's default)
     kingdee_batch: int = KINGDEE_BATCH
     kingdee_concurrency: int = 4       # the connector's default; Kingdee documents no limit
 
@@ -260,7 +262,8 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             app_secret: {FX.app_secret}
             permanent_code: {FX.permanent_code}
             rate_limit_calls: {fx_rate}
-            rate_limit_period_seconds: {limits.fx_period}
+            rate_limit_period_seconds: {limits.fx_period}{
+            f"{chr(10)}            rate_limit_mode: {limits.fx_rate_limit_mode}" if limits.fx_rate_limit_mode else ""}
             notifications: {{style: {"apl_function" if webhooks else "none"}{", apl_secret: bench-apl-secret-0123456789" if webhooks else ""}}}
           zoho:
             type: zoho
@@ -269,7 +272,8 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             client_id: "{DEFAULT_CLIENT_ID}"
             client_secret: {DEFAULT_CLIENT_SECRET}
             refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-            concurrency: {limits.zoho_concurrency}
+            concurrency: {limits.zoho_concurrency}{
+            f"{chr(10)}            write_parallelism: {limits.zoho_write_parallelism}" if limits.zoho_write_parallelism else ""}
             trigger: []
         """)
     if erp and "kingdee" in urls:

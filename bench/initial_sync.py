@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency of every API call (default 50)")
     parser.add_argument("--fx-rate-limit", type=int, default=100, help="Fxiaoke calls per interface per period (default 100)")
     parser.add_argument("--fx-period", type=float, default=20.0, help="Fxiaoke rate-limit window in seconds (documented: 20)")
+    parser.add_argument("--fx-rate-limit-mode", choices=("window", "paced"), default="window",
+                        help="the Fxiaoke connector's rate_limit_mode (default window, the product's default)")
     parser.add_argument("--zoho-concurrency", type=int, default=10, help="Zoho calls in flight (Standard edition: 10)")
+    parser.add_argument("--zoho-write-parallelism", type=int, default=None,
+                        help="the Zoho connector's write_parallelism (default: the product's, 4 of the concurrency)")
     parser.add_argument("--kingdee-batch", type=int, default=harness.KINGDEE_BATCH, help="BatchSave models per call")
     parser.add_argument("--entities", default="partner,account,contact,deal", help="comma-separated subset")
     parser.add_argument("--no-erp", action="store_true", help="Fxiaoke to Zoho only")
@@ -55,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.zoho_concurrency <= 25 or not 1 <= args.kingdee_batch <= 1000:
         parser.error("need 1 ≤ --zoho-concurrency ≤ 25 and 1 ≤ --kingdee-batch ≤ 1000")
     args.entities = [e for e in ENTITIES if e in args.entities]  # reference order
+    if args.zoho_write_parallelism is not None and not 1 <= args.zoho_write_parallelism <= args.zoho_concurrency:
+        parser.error("need 1 ≤ --zoho-write-parallelism ≤ --zoho-concurrency")
     return args
 
 
@@ -90,16 +96,17 @@ def lower_bound(counts: dict[str, int], limits: Limits, erp: bool) -> dict[str, 
 async def sync_once(config_path: Path):
     rt, engine = harness.open_runtime(config_path)
     async with rt:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         reports = await engine.run_all()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rt.store.engine.dispose()
-    return reports, seconds
+    return reports, seconds, cpu
 
 
 def run(args: argparse.Namespace) -> dict[str, float | int | str]:
     limits = Limits(latency_ms=args.latency_ms, fx_rate_limit=args.fx_rate_limit, fx_period=args.fx_period,
-                    zoho_concurrency=args.zoho_concurrency, kingdee_batch=args.kingdee_batch)
+                    fx_rate_limit_mode=args.fx_rate_limit_mode, zoho_concurrency=args.zoho_concurrency,
+                    zoho_write_parallelism=args.zoho_write_parallelism, kingdee_batch=args.kingdee_batch)
     erp = not args.no_erp and any(ENTITIES[e][2] for e in args.entities)
     kinds = ("fxiaoke", "zoho", "kingdee") if erp else ("fxiaoke", "zoho")
     counts = harness.plan_counts(args.records, args.entities)
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         before = {k: e.calls() for k, e in emus.items()}
         config = harness.write_config(harness.config_text({k: e.url for k, e in emus.items()}, state_url,
                                                           args.entities, limits, erp=erp))
-        reports, seconds = asyncio.run(sync_once(config))
+        reports, seconds, cpu = asyncio.run(sync_once(config))
         calls = {k: harness.diff_calls(e.calls(), before[k]) for k, e in emus.items()}
         zoho_stats = emus["zoho"].admin.get("/stats").json()
         fx_state = emus["fxiaoke"].admin.get("/fxiaoke/state").json()
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         routes = ", ".join(f"{harness.route_label(r)}={c}" for r, c in sorted(calls[system].items(), key=lambda kv: -kv[1])[:6])
         print(f"{system:<10}{n:>8}{minimum[system]:>9}{n / minimum[system]:>8.3f}   {routes}")
     print("lower bounds (s): " + ", ".join(f"{k} {v:.2f}" for k, v in bounds.items()))
+    print(f"crmsync's CPU {cpu:.2f} s ({cpu / seconds:.0%} of the wall time; {cpu / total * 1e3:.2f} ms a record)")
     print(f"wall {seconds:.2f} s for {total} records = {total / seconds:.0f} records/s; "
           + (f"{seconds / floor:.2f}x the lower bound {floor:.2f} s" if floor else "no lower bound without latency"))
     print(f"written: Zoho {in_zoho}/{total}, ERP {created['erp']}/{erp_total}; dead letters {dead}; "
@@ -143,9 +151,12 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         "accounts": counts.get("account", 0),
         "latency_ms": args.latency_ms,
         "fx_limit": f"{args.fx_rate_limit}/{args.fx_period:g}s",
+        "fx_mode": args.fx_rate_limit_mode,
         "zoho_concurrency": args.zoho_concurrency,
+        "zoho_write_parallelism": args.zoho_write_parallelism or "default",
         "seconds": round(seconds, 2),
         "records_per_s": round(total / seconds, 1),
+        "cpu_s": round(cpu, 2),
         "calls": sum(made.values()),
         "calls_min": sum(minimum.values()),
         "calls_ratio": round(sum(made.values()) / sum(minimum.values()), 3),
