@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from sqlalchemy import select, update
 
@@ -34,14 +34,11 @@ from .state.models import Cursor, Link, Run, SystemState
 from .state.models.enums import DeadLetterStage, LinkStatus, RunKind, RunStatus
 from .state.models.pipeline import OutboxWrite, StagedChange
 from .state.types import utc_now
+from .turns import Turn, turns
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-
-
-class PrecedingFlowFailed(RuntimeError):
-    """A flow of a ``run_all`` whose predecessor failed: it stops before merging anything."""
 
 
 class SyncEngine:
@@ -56,13 +53,13 @@ class SyncEngine:
     ) -> list[Report]:
         """Run the flows in dependency order (partners before accounts before contacts and deals).
 
-        Each flow is reconciled and pushed only after the one before it has finished, as its
-        references need (a contact's account is linked before the contact is merged), but every
-        flow starts reading at once: a later flow's pages are staged while the earlier flows merge
-        and write, so a first sync waits on the network about once, not once per flow. If a flow
-        fails, the ones after it are cancelled (what they staged waits for the next pass). A dry
-        run holds one transaction per flow to the end, so its flows run one after the other.
-        ``on_flow`` is called with each flow's name when its turn to reconcile comes."""
+        Every flow starts reading at once: a later flow's pages are staged while the earlier flows
+        merge and write, so a first sync waits on the network about once, not once per flow. A flow
+        merges once the flow before it has merged, and writes once that flow has finished (see
+        ``turns``), as its references need. If a flow fails, the ones after it stop before merging
+        (``PrecedingFlowFailed``; what they staged waits for the next pass). A dry run holds one
+        transaction per flow to the end, so its flows run one after the other. ``on_flow`` is called
+        with each flow's name when its turn to merge comes."""
         names = self.rt.flows_in_order(list(flows) if flows else None)
         if dry_run or len(names) < 2:
             reports = []
@@ -71,11 +68,12 @@ class SyncEngine:
                     on_flow(name)
                 reports.append(await self.run_flow(name, full=full, dry_run=dry_run))
             return reports
-        tasks: list[asyncio.Task[Report]] = []
-        for name in names:
-            tasks.append(asyncio.create_task(
-                self.run_flow(name, full=full, after=tasks[-1] if tasks else None, on_turn=on_flow)
-            ))
+        chain = turns(self.rt, names)
+        for previous, turn in zip([None, *chain[:-1]], chain, strict=True):
+            turn.task = asyncio.create_task(
+                self.run_flow(turn.name, full=full, previous=previous, turn=turn, on_turn=on_flow)
+            )
+        tasks = [turn.task for turn in chain]
         try:
             return [await task for task in tasks]
         except asyncio.CancelledError:
@@ -88,10 +86,10 @@ class SyncEngine:
 
     async def run_flow(
         self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None,
-        after: asyncio.Task | None = None, on_turn: Callable[[str], object] | None = None,
+        previous: Turn | None = None, turn: Turn | None = None, on_turn: Callable[[str], object] | None = None,
     ) -> Report:
-        """One pass of a flow. ``after``: a pass of the flow before it in a ``run_all``, which must
-        finish before this one merges anything (its pulls start at once)."""
+        """One pass of a flow. ``previous``: the flow before it in a ``run_all`` (this one merges once
+        that one has merged, and writes once it has finished); ``turn``: this flow's own."""
         kind = RunKind.FULL if full else RunKind.INCREMENTAL
         with self._recorded_run(flow_name, kind, job_id, dry_run=dry_run) as (uow, report):
             entity = self.rt.flow(flow_name).entity
@@ -121,13 +119,13 @@ class SyncEngine:
             pulls = Pulls(self.rt, flow_name, pulled)
             pulls.start(pull)
             try:
-                if after is not None:
-                    await asyncio.wait([after])
-                    if after.cancelled() or after.exception() is not None:
-                        raise PrecedingFlowFailed(f"not merged: the pass of the flow before {flow_name!r} failed")
+                if previous is not None:
+                    await previous.until_merged()
                 if on_turn is not None:
                     on_turn(flow_name)
-                await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, pulls=pulls)
+                await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, pulls=pulls,
+                                          merged=turn.merged if turn is not None else None,
+                                          before_push=previous.until_finished if previous is not None else None)
             finally:
                 await pulls.cancel()
             with uow.tx() as session:
@@ -287,7 +285,8 @@ class SyncEngine:
     # -- reconciliation loop -------------------------------------------
     async def _reconcile_all(
         self, uow: UnitOfWork, report: Report, flow_name: str, *, dry_run: bool, depth: int = 0,
-        pulls: Pulls | None = None,
+        pulls: Pulls | None = None, merged: Callable[[], None] | None = None,
+        before_push: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Reconcile every pending staged change of the flow, then send the writes.
 
@@ -366,6 +365,10 @@ class SyncEngine:
                 # (see push._checked).
                 await asyncio.sleep(0)
             pulls = None
+            if merged is not None and round_ == 0 and not missing:
+                merged()  # nothing of this flow's entity is merged after this (no references to fetch)
+            if before_push is not None:
+                await before_push()
             await push_pending(self.rt, uow, report, entity, run_id=report.run_id, dry_run=dry_run)
             for other in derive.entities_written_by(self.rt, entity):
                 # A won deal's new ERP order, an order's status written back onto its deal: sent now, not next pass.

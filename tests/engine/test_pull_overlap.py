@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 import sync_engine.engine as engine_module
 from connectors.errors import ConnectorError
-from sync_engine.engine import PrecedingFlowFailed
+from sync_engine.turns import PrecedingFlowFailed
 from sync_engine.state.models import Run
 from sync_engine.state.models.enums import RunStatus
 from sync_engine.state.models.pipeline import OutboxWrite, StagedChange
@@ -51,7 +51,10 @@ def events(monkeypatch) -> list:
 
     async def push_pending(rt, uow, report, entity, **kwargs):
         log.append(("push", entity))
-        return await real_push(rt, uow, report, entity, **kwargs)
+        try:
+            return await real_push(rt, uow, report, entity, **kwargs)
+        finally:
+            log.append(("pushed", entity))
 
     monkeypatch.setattr(engine_module, "reconcile_batch", reconcile_batch)
     monkeypatch.setattr(engine_module, "push_pending", push_pending)
@@ -151,8 +154,10 @@ async def test_run_all_reads_every_flow_at_once_and_merges_them_in_order(engine,
     assert all(not r.errors for r in reports)
     # The contacts were being read before the accounts were written…
     assert first(events, "pull", "fx", "ContactObj") < first(events, "push", "account")
-    # …but merged only after the accounts had been written (their links exist): none waited.
-    assert first(events, "batch", "contacts") > last(events, "push", "account")
+    # …merged once every account was (each contact's account has its canonical id: none waited)…
+    assert first(events, "batch", "contacts") > last(events, "batch", "accounts")
+    # …and written once the accounts' writes had landed (their Zoho ids are what the contacts name).
+    assert first(events, "push", "contact") > last(events, "pushed", "account")
     assert sum(r.total("deferred") for r in reports) == 0
     contacts = zoho.records("Contacts").values()
     assert len(contacts) == 300
@@ -187,3 +192,55 @@ async def test_a_failed_flow_stops_the_flows_after_it_before_they_merge(engine, 
     assert all(not r.errors for r in reports)
     [contact] = zoho.records("Contacts").values()
     assert contact["Account_Name"]["id"] in zoho.records("Accounts")
+
+
+def slow_push(system, delay: float = 0.01):
+    """The system's writes take a network round trip each."""
+    real = system.push
+
+    async def push(object, ops):
+        await asyncio.sleep(delay)
+        return await real(object, ops)
+
+    system.push = push
+
+
+async def test_a_flow_merges_while_the_flow_before_it_writes_and_writes_after_it(engine, systems, events):
+    fx, zoho = systems["fx"], systems["zoho"]
+    accounts = seed_accounts(fx, 600)
+    for i, account in enumerate(accounts):
+        fx.user_create("ContactObj", {"name": f"联系人{i}", "email": f"c{i}@example.cn", "account_id": account})
+    slow_push(zoho, 0.02)
+    slow_push(systems["erp"], 0.02)
+
+    reports = await engine.run_all()
+
+    assert all(not r.errors for r in reports)
+    # The contacts were merged while the accounts' writes were on their way…
+    assert first(events, "batch", "contacts") < last(events, "pushed", "account")
+    # …and written only after those had landed, naming the accounts' new Zoho ids.
+    assert first(events, "push", "contact") > last(events, "pushed", "account")
+    assert sum(r.total("deferred") for r in reports) == 0
+    contacts = list(zoho.records("Contacts").values())
+    assert len(contacts) == 600
+    assert {c["Account_Name"]["id"] for c in contacts} == set(zoho.records("Accounts"))
+
+
+def test_a_flow_that_changes_other_entities_or_shares_its_entity_lets_the_next_merge_only_when_done(memory_plugin):
+    from sync_engine.runtime import Runtime
+    from sync_engine.turns import turns
+
+    from .conftest import THREE_SYSTEMS, make_config
+    from .test_triggers import config_text as trigger_config
+    from .test_two_flows_one_entity import TWO_FLOWS
+
+    def early(text: str) -> dict[str, bool]:
+        rt = Runtime(make_config(text))
+        names = rt.flows_in_order()
+        return {t.name: t.early for t in turns(rt, names)}
+
+    assert early(THREE_SYSTEMS) == {"accounts": True, "contacts": False}  # the last has no successor
+    # Deals make ERP orders (a trigger) and orders write back onto deals: each waits for the other.
+    assert early(trigger_config()) == {"accounts": True, "deals": False, "orders": False}
+    # Two flows of one entity: the second merges the same records' changes, so it waits.
+    assert early(TWO_FLOWS)["crm_accounts"] is False
