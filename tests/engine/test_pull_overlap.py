@@ -1,8 +1,9 @@
 """A pass reconciles what its pulls have staged while they are still reading, and ``run_all`` starts
-every flow's pulls at once while merging and writing the flows one after the other.
+every flow's pulls at once while merging and writing the flows in dependency order.
 
 Pushing still waits for every pull and every merge of its flow (a Zoho twin read last must stop the
-create of its Fxiaoke copy), and a flow is merged only once the flow it depends on has finished.
+create of its Fxiaoke copy); a flow merges once the flow it depends on has merged, and writes once
+that flow has finished.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from sqlalchemy import func, select
 
 import sync_engine.engine as engine_module
 from connectors.errors import ConnectorError
-from sync_engine.turns import PrecedingFlowFailed
 from sync_engine.state.models import Run
 from sync_engine.state.models.enums import RunStatus
 from sync_engine.state.models.pipeline import OutboxWrite, StagedChange
+from sync_engine.turns import PrecedingFlowFailed
 
 COMPANIES = ["深圳市华为技术有限公司", "北京字节跳动科技有限公司", "杭州阿里巴巴网络技术有限公司", "上海华勤技术股份有限公司"]
 
