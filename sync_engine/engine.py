@@ -69,10 +69,8 @@ class SyncEngine:
                 reports.append(await self.run_flow(name, full=full, dry_run=dry_run))
             return reports
         chain = turns(self.rt, names)
-        for previous, turn in zip([None, *chain[:-1]], chain, strict=True):
-            turn.task = asyncio.create_task(
-                self.run_flow(turn.name, full=full, previous=previous, turn=turn, on_turn=on_flow)
-            )
+        for turn in chain:
+            turn.task = asyncio.create_task(self.run_flow(turn.name, full=full, turn=turn, on_turn=on_flow))
         tasks = [turn.task for turn in chain]
         try:
             return [await task for task in tasks]
@@ -86,10 +84,10 @@ class SyncEngine:
 
     async def run_flow(
         self, flow_name: str, *, full: bool = False, dry_run: bool = False, job_id: int | None = None,
-        previous: Turn | None = None, turn: Turn | None = None, on_turn: Callable[[str], object] | None = None,
+        turn: Turn | None = None, on_turn: Callable[[str], object] | None = None,
     ) -> Report:
-        """One pass of a flow. ``previous``: the flow before it in a ``run_all`` (this one merges once
-        that one has merged, and writes once it has finished); ``turn``: this flow's own."""
+        """One pass of a flow. ``turn``: its place in a ``run_all`` (it merges once the flows it depends
+        on have merged, and writes once they have finished)."""
         kind = RunKind.FULL if full else RunKind.INCREMENTAL
         with self._recorded_run(flow_name, kind, job_id, dry_run=dry_run) as (uow, report):
             entity = self.rt.flow(flow_name).entity
@@ -119,13 +117,13 @@ class SyncEngine:
             pulls = Pulls(self.rt, flow_name, pulled)
             pulls.start(pull)
             try:
-                if previous is not None:
-                    await previous.until_merged()
+                if turn is not None:
+                    await turn.may_merge()
                 if on_turn is not None:
                     on_turn(flow_name)
                 await self._reconcile_all(uow, report, flow_name, dry_run=dry_run, pulls=pulls,
                                           merged=turn.merged if turn is not None else None,
-                                          before_push=previous.until_finished if previous is not None else None)
+                                          before_push=turn.may_write if turn is not None else None)
             finally:
                 await pulls.cancel()
             with uow.tx() as session:

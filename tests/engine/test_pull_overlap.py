@@ -19,6 +19,31 @@ from sync_engine.state.models.enums import RunStatus
 from sync_engine.state.models.pipeline import OutboxWrite, StagedChange
 from sync_engine.turns import PrecedingFlowFailed
 
+from .conftest import THREE_SYSTEMS
+from .memory import MemorySystem
+
+THREE_SYSTEMS_NO_CONTACTS = THREE_SYSTEMS.replace("""
+  contact:
+    model: Contact
+    systems:
+      fx:
+        object: ContactObj
+        fields: {name: name, email: email, account: {field: account_id, reference: account}}
+      zoho:
+        object: Contacts
+        fields: {name: Last_Name, email: Email, account: {field: Account_Name.id, reference: account}}
+""", """
+  partner:
+    model: Partner
+    systems:
+      fx: {object: PartnerObj, fields: {name: name}}
+      zoho: {object: Partners, fields: {name: Partner_Name}}
+""").replace("""  contacts:
+    entity: contact
+    systems: [fx, zoho]""", """  partners:
+    entity: partner
+    systems: [fx, zoho]""")
+
 COMPANIES = ["深圳市华为技术有限公司", "北京字节跳动科技有限公司", "杭州阿里巴巴网络技术有限公司", "上海华勤技术股份有限公司"]
 
 
@@ -227,7 +252,7 @@ async def test_a_flow_merges_while_the_flow_before_it_writes_and_writes_after_it
     assert {c["Account_Name"]["id"] for c in contacts} == set(zoho.records("Accounts"))
 
 
-def test_a_flow_that_changes_other_entities_or_shares_its_entity_lets_the_next_merge_only_when_done(memory_plugin):
+def test_a_flow_depends_on_the_flows_it_references_shares_its_entity_with_or_is_tied_to_by_a_trigger(memory_plugin):
     from sync_engine.runtime import Runtime
     from sync_engine.turns import turns
 
@@ -235,13 +260,44 @@ def test_a_flow_that_changes_other_entities_or_shares_its_entity_lets_the_next_m
     from .test_triggers import config_text as trigger_config
     from .test_two_flows_one_entity import TWO_FLOWS
 
-    def early(text: str) -> dict[str, bool]:
+    def depends(text: str) -> dict[str, dict[str, bool]]:
         rt = Runtime(make_config(text))
-        names = rt.flows_in_order()
-        return {t.name: t.early for t in turns(rt, names)}
+        return {t.name: {d.name: early for d, early in t.depends_on} for t in turns(rt, rt.flows_in_order())}
 
-    assert early(THREE_SYSTEMS) == {"accounts": True, "contacts": False}  # the last has no successor
-    # Deals make ERP orders (a trigger) and orders write back onto deals: each waits for the other.
-    assert early(trigger_config()) == {"accounts": True, "deals": False, "orders": False}
-    # Two flows of one entity: the second merges the same records' changes, so it waits.
-    assert early(TWO_FLOWS)["crm_accounts"] is False
+    # A contact points at its account: merged once the accounts are, written once they are written.
+    assert depends(THREE_SYSTEMS) == {"accounts": {}, "contacts": {"accounts": True}}
+    # Deals make ERP orders (a trigger) and orders report back onto deals: orders wait for the deals' end.
+    chain = depends(trigger_config())
+    assert chain["deals"] == {"accounts": True}
+    assert chain["orders"]["deals"] is False
+    # Two flows of one entity: the second merges the same records' changes, so it waits for the first.
+    assert depends(TWO_FLOWS)["erp_accounts"] == {"crm_accounts": False}
+
+
+async def test_flows_that_do_not_depend_on_each_other_write_side_by_side(memory_plugin, state_url):
+    """Partners and accounts with no reference between them: neither waits for the other."""
+    from .conftest import engine_for
+
+    text = THREE_SYSTEMS_NO_CONTACTS
+    async with engine_for(text, state_url) as engine:
+        fx = MemorySystem.instances["fx"]
+        seed_accounts(fx, 200)
+        for i in range(200):
+            fx.user_create("PartnerObj", {"name": f"渠道伙伴{i}"})
+        log: list = []
+        for name in ("zoho", "erp"):
+            system = MemorySystem.instances[name]
+            real = system.push
+
+            async def push(object, ops, real=real):
+                log.append(("send", object))
+                await asyncio.sleep(0.05)
+                log.append(("sent", object))
+                return await real(object, ops)
+
+            system.push = push
+        reports = await engine.run_all()
+    assert all(not r.errors for r in reports)
+    # Both entities' writes were in flight together.
+    assert log.index(("send", "Partners")) < log.index(("sent", "Accounts")) \
+        and log.index(("send", "Accounts")) < log.index(("sent", "Partners")), log
