@@ -55,9 +55,10 @@ class SyncEngine:
 
         Every flow starts reading at once: a later flow's pages are staged while the earlier flows
         merge and write, so a first sync waits on the network about once, not once per flow. A flow
-        merges once the flow before it has merged, and writes once that flow has finished (see
-        ``turns``), as its references need. If a flow fails, the ones after it stop before merging
-        (``PrecedingFlowFailed``; what they staged waits for the next pass). A dry run holds one
+        merges once the flows it depends on have merged, and writes once they have finished (see
+        ``turns``), as its references need. If a flow fails, the flows depending on it stop before
+        merging (``PrecedingFlowFailed``; what they staged waits for the next pass), the others go
+        on, and the first error is raised once all have ended. A dry run holds one
         transaction per flow to the end, so its flows run one after the other. ``on_flow`` is called
         with each flow's name when its turn to merge comes."""
         names = self.rt.flows_in_order(list(flows) if flows else None)
@@ -79,7 +80,7 @@ class SyncEngine:
                 task.cancel()
             raise
         finally:
-            # A failed flow's successors see it and stop (PrecedingFlowFailed, in their run rows).
+            # A failed flow's dependents see it and stop (PrecedingFlowFailed, in their run rows).
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run_flow(
