@@ -262,8 +262,8 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             app_secret: {FX.app_secret}
             permanent_code: {FX.permanent_code}
             rate_limit_calls: {fx_rate}
-            rate_limit_period_seconds: {limits.fx_period}{
-            f"{chr(10)}            rate_limit_mode: {limits.fx_rate_limit_mode}" if limits.fx_rate_limit_mode else ""}
+            rate_limit_period_seconds: {limits.fx_period}
+            {f"rate_limit_mode: {limits.fx_rate_limit_mode}" if limits.fx_rate_limit_mode else ""}
             notifications: {{style: {"apl_function" if webhooks else "none"}{", apl_secret: bench-apl-secret-0123456789" if webhooks else ""}}}
           zoho:
             type: zoho
@@ -272,8 +272,8 @@ def config_text(urls: dict[str, str], state_url: str, entities: list[str], limit
             client_id: "{DEFAULT_CLIENT_ID}"
             client_secret: {DEFAULT_CLIENT_SECRET}
             refresh_token: "{DEFAULT_REFRESH_TOKEN}"
-            concurrency: {limits.zoho_concurrency}{
-            f"{chr(10)}            write_parallelism: {limits.zoho_write_parallelism}" if limits.zoho_write_parallelism else ""}
+            concurrency: {limits.zoho_concurrency}
+            {f"write_parallelism: {limits.zoho_write_parallelism}" if limits.zoho_write_parallelism else ""}
             trigger: []
         """)
     if erp and "kingdee" in urls:

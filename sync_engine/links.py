@@ -55,37 +55,28 @@ class LinkResolver:
     def prefetch_canonical_ids(self, wanted: Iterable[tuple[str, str, str]]) -> None:
         """Read the links of many (entity, system, external id) at once: a batch of contacts resolves
         its accounts with a query per 500 instead of one each."""
-        groups: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for entity, system, external_id in wanted:
-            if (entity, system, external_id) not in self._to_canonical:
-                groups[(entity, system)].add(external_id)
-        for (entity, system), ids in groups.items():
-            for part in chunks(sorted(ids)):
-                found = dict(self.session.connection().execute(
-                    select(Link.external_id, Link.canonical_id).where(
-                        Link.system == system, Link.external_id.in_(part), Link.entity == entity,
-                        Link.status == LinkStatus.ACTIVE,
-                    )
-                ).all())
-                for external_id in part:
-                    self._to_canonical[(entity, system, external_id)] = found.get(external_id)
+        self._prefetch(wanted, self._to_canonical, lambda e, s, i: (e, s, i), Link.external_id, Link.canonical_id)
 
     def prefetch_external_ids(self, wanted: Iterable[tuple[str, str, str]]) -> None:
         """Read the links of many (entity, system, canonical id) at once (see prefetch_canonical_ids)."""
+        self._prefetch(wanted, self._to_external, lambda e, s, i: (e, i, s), Link.canonical_id, Link.external_id)
+
+    def _prefetch(self, wanted, cache: dict, key_of, given, sought) -> None:
+        """Fill ``cache`` (keyed by ``key_of(entity, system, id)``) with the ``sought`` column of the active
+        links whose ``given`` column is each wanted id; None where there is no such link."""
         groups: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for entity, system, canonical_id in wanted:
-            if (entity, canonical_id, system) not in self._to_external:
-                groups[(entity, system)].add(canonical_id)
+        for entity, system, value in wanted:
+            if key_of(entity, system, value) not in cache:
+                groups[(entity, system)].add(value)
         for (entity, system), ids in groups.items():
             for part in chunks(sorted(ids)):
                 found = dict(self.session.connection().execute(
-                    select(Link.canonical_id, Link.external_id).where(
-                        Link.entity == entity, Link.canonical_id.in_(part), Link.system == system,
-                        Link.status == LinkStatus.ACTIVE,
+                    select(given, sought).where(
+                        Link.entity == entity, Link.system == system, given.in_(part), Link.status == LinkStatus.ACTIVE,
                     )
                 ).all())
-                for canonical_id in part:
-                    self._to_external[(entity, canonical_id, system)] = found.get(canonical_id)
+                for value in part:
+                    cache[key_of(entity, system, value)] = found.get(value)
 
     # -- business keys (ERP numbers) -------------------------------------
     def find_by_key(self, entity: str, field: str, value: str) -> str | None:

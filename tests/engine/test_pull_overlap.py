@@ -22,18 +22,9 @@ from sync_engine.turns import PrecedingFlowFailed
 from .conftest import THREE_SYSTEMS
 from .memory import MemorySystem
 
-THREE_SYSTEMS_NO_CONTACTS = THREE_SYSTEMS.replace("""
-  contact:
-    model: Contact
-    systems:
-      fx:
-        object: ContactObj
-        fields: {name: name, email: email, account: {field: account_id, reference: account}}
-      zoho:
-        object: Contacts
-        fields: {name: Last_Name, email: Email, account: {field: Account_Name.id, reference: account}}
-""", """
-  partner:
+# The engine tests' systems with partners (referenced by nothing) in place of contacts.
+_CONTACT = THREE_SYSTEMS[THREE_SYSTEMS.index("  contact:\n"):THREE_SYSTEMS.index("flows:\n")]
+THREE_SYSTEMS_NO_CONTACTS = THREE_SYSTEMS.replace(_CONTACT, """  partner:
     model: Partner
     systems:
       fx: {object: PartnerObj, fields: {name: name}}
