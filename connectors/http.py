@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections import Counter, deque
@@ -21,8 +20,15 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
+from . import jsontext
 from .base import CallObserver, NullObserver
 from .errors import RateLimited, TransientError
 
@@ -119,7 +125,7 @@ def _json_default(value: Any) -> Any:
 
 def dumps_json(value: Any) -> bytes:
     """JSON as the CRMs expect it: UTF-8 (Chinese kept as is), Decimal and dates handled."""
-    return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":")).encode("utf-8")
+    return jsontext.dumps(value, _json_default)
 
 
 class CallStats:

@@ -9,7 +9,6 @@ the whole system until 00:00 Beijing time.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from .. import jsontext
 from ..base import CallObserver
 from ..errors import (
     AuthError,
@@ -175,7 +175,7 @@ class FxiaokeClient:
             path,
             endpoint=path,
             params={"thirdTraceId": trace_id or str(uuid.uuid4())},
-            content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            content=jsontext.dumps(body),
             headers={**headers, "content-type": "application/json; charset=utf-8"},
         )
         return self._decode(response, path)
@@ -199,7 +199,7 @@ class FxiaokeClient:
         if status != 200:
             raise ConnectorError(f"HTTP {status} from {path}", code=str(status), system=self.system)
         try:
-            answer = response.json()
+            answer = jsontext.loads(response.content)
         except ValueError:
             kind = response.headers.get("content-type", "")
             if "html" in kind:

@@ -15,7 +15,6 @@ are the same for all operations:
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -24,8 +23,15 @@ from typing import Any
 
 import httpx
 
+from .. import jsontext
 from ..base import CallObserver
-from ..errors import AuthError, ConnectorConfigError, ConnectorError, RateLimited, TransientError
+from ..errors import (
+    AuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    RateLimited,
+    TransientError,
+)
 from ..http import ApiClient, RetryPolicy, with_retries
 from ..ratelimit import TokenBucket
 from .protocol import MsgCode, Stub
@@ -64,7 +70,7 @@ def _json_default(value: Any) -> Any:
 
 
 def encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, default=_json_default).encode("utf-8")
+    return jsontext.dumps(body, _json_default)
 
 
 class KingdeeClient:
@@ -168,7 +174,7 @@ class KingdeeClient:
 
     def _decode(self, stub: Stub, response: httpx.Response) -> Any:
         try:
-            return json.loads(response.content)
+            return jsontext.loads(response.content)
         except ValueError:
             text = response.text.strip()
             # The official SDK reports server-side failures as text starting "response_error:".

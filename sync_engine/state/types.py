@@ -18,10 +18,13 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from connectors import jsontext
 
 UTC = timezone.utc
 
@@ -91,8 +94,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)
 
 
 def dumps_json(value: Any) -> str:
-    return _ENCODER.encode(value)
+    """orjson (a fifth of the CPU), the json module where orjson refuses what it accepts (integers
+    beyond 64 bits, keys that are not strings, lone surrogates). The same values either way; orjson
+    writes no space after a separator."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=jsontext.DUMPS_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value)
 
 
-def loads_json(text: str) -> Any:
-    return json.loads(text)
+loads_json = jsontext.loads
