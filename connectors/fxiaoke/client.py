@@ -199,7 +199,7 @@ class FxiaokeClient:
         if status != 200:
             raise ConnectorError(f"HTTP {status} from {path}", code=str(status), system=self.system)
         try:
-            answer = jsontext.loads(response.content)
+            answer = response.json()
         except ValueError:
             kind = response.headers.get("content-type", "")
             if "html" in kind:

@@ -15,6 +15,7 @@ are the same for all operations:
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -25,13 +26,7 @@ import httpx
 
 from .. import jsontext
 from ..base import CallObserver
-from ..errors import (
-    AuthError,
-    ConnectorConfigError,
-    ConnectorError,
-    RateLimited,
-    TransientError,
-)
+from ..errors import AuthError, ConnectorConfigError, ConnectorError, RateLimited, TransientError
 from ..http import ApiClient, RetryPolicy, with_retries
 from ..ratelimit import TokenBucket
 from .protocol import MsgCode, Stub
@@ -174,7 +169,7 @@ class KingdeeClient:
 
     def _decode(self, stub: Stub, response: httpx.Response) -> Any:
         try:
-            return jsontext.loads(response.content)
+            return json.loads(response.content)
         except ValueError:
             text = response.text.strip()
             # The official SDK reports server-side failures as text starting "response_error:".

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from connectors import jsontext
 from connectors.errors import ConnectorConfigError, ConnectorError, TransientError
 
 SYSTEM = "zoho"
@@ -60,7 +59,7 @@ def describe_body(response: httpx.Response, limit: int = 160) -> str:
 def json_body(response: httpx.Response, endpoint: str) -> Any:
     """Parse a body that must be JSON; a non-JSON body is a transient fault of something in between."""
     try:
-        return jsontext.loads(response.content)
+        return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise TransientError(
             f"{endpoint} answered HTTP {response.status_code} with a body that is not JSON ({describe_body(response)}); "

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from .errors import StateStoreConfigError, StateStoreUnavailable
-from .types import dumps_json, loads_json
+from .types import dumps_json, loads_json, loads_json_exact
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,11 @@ def create_state_engine(
 ) -> Engine:
     """An Engine configured for the state store. Extra keyword arguments go to ``create_engine``."""
     url = normalise_url(url)
-    common: dict[str, Any] = {"echo": echo, "json_serializer": dumps_json, "json_deserializer": loads_json}
+    common: dict[str, Any] = {"echo": echo, "json_serializer": dumps_json}
     if url.get_backend_name() == "sqlite":
+        common["json_deserializer"] = loads_json
         return _sqlite_engine(url, common | engine_kwargs, sqlite_foreign_keys, sqlite_busy_timeout_ms)
+    common["json_deserializer"] = loads_json_exact
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "application_name": "crmsync"}
     connect_args |= engine_kwargs.pop("connect_args", {})
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **(common | engine_kwargs))
