@@ -21,6 +21,7 @@ import io
 import os
 import pstats
 import random
+import sqlite3
 import sys
 import tempfile
 import textwrap
@@ -116,9 +117,67 @@ def seed(fx: MemorySystem, zoho: MemorySystem, n: int, shared: float) -> int:
     return in_both
 
 
+class SqliteClock:
+    """Seconds spent inside SQLite's own calls (execute, executemany, fetches, commit), wall and CPU:
+    what the state database costs whatever crmsync's Python does around it (``--sql-time``).
+
+    Through sqlite3's public connection and cursor factories (``connect_args``), so every statement
+    SQLAlchemy sends is counted, the ORM's and the bulk writes' alike."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.statements = self.rows = 0
+
+    def timed(self, call: Callable, *args):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return call(*args)
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.thread_time() - cpu
+
+    def connect_args(self) -> dict:
+        clock = self
+
+        class Cursor(sqlite3.Cursor):
+            def execute(self, sql, parameters=()):
+                clock.statements += 1
+                clock.rows += 1
+                return clock.timed(super().execute, sql, parameters)
+
+            def executemany(self, sql, seq):
+                seq = list(seq)
+                clock.statements += 1
+                clock.rows += len(seq)
+                return clock.timed(super().executemany, sql, seq)
+
+            def fetchone(self):
+                return clock.timed(super().fetchone)
+
+            def fetchmany(self, size=None):
+                return clock.timed(super().fetchmany, *(() if size is None else (size,)))
+
+            def fetchall(self):
+                return clock.timed(super().fetchall)
+
+        class Connection(sqlite3.Connection):
+            def cursor(self, factory=Cursor):
+                return super().cursor(factory)
+
+            def commit(self):
+                return clock.timed(super().commit)
+
+        return {"factory": Connection}
+
+    def snapshot(self) -> tuple[float, float, int, int]:
+        return self.wall, self.cpu, self.statements, self.rows
+
+
 class Pass:
     def __init__(self, label: str, records: int, seconds: float, cpu: float, counts: dict[str, dict[str, int]]) -> None:
         self.label, self.records, self.seconds, self.cpu, self.counts = label, records, seconds, cpu, counts
+        #: (wall s, CPU s, statements, rows) inside SQLite during the pass, with --sql-time
+        self.sql: tuple[float, float, int, int] | None = None
 
     def counts_of(self, *names: str) -> int:
         return sum(c.get(name, 0) for c in self.counts.values() for name in names)
@@ -135,7 +194,8 @@ async def run_store(store_name: str, url: str, args: argparse.Namespace) -> tupl
     in_both = seed(fx, zoho, args.records, args.shared)
     config = parse_config(textwrap.dedent(CONFIG), "bench-engine.yaml", environ={})
     config.state.url = url
-    store = StateStore.open(url)
+    clock = SqliteClock() if args.sql_time and url.startswith("sqlite") else None
+    store = StateStore.open(url, **({"connect_args": clock.connect_args()} if clock else {}))
     runtime = Runtime(config, store=store, connectors={"fx": fx, "zoho": zoho})
     engine = SyncEngine(runtime, batch_size=args.batch_size)
     profile_text = None
@@ -143,6 +203,7 @@ async def run_store(store_name: str, url: str, args: argparse.Namespace) -> tupl
     try:
         async with runtime:
             for label in ("initial", "no-op"):
+                sql_before = clock.snapshot() if clock else None
                 profiler = cProfile.Profile() if args.profile and label == args.profile_pass else None
                 started, cpu_started = time.perf_counter(), time.process_time()
                 if profiler:
@@ -157,6 +218,8 @@ async def run_store(store_name: str, url: str, args: argparse.Namespace) -> tupl
                 # Records read from both systems and carried through the whole pass.
                 records = report.total("read")
                 passes.append(Pass(label, records, seconds, cpu, counts))
+                if clock:
+                    passes[-1].sql = tuple(b - a for a, b in zip(sql_before, clock.snapshot()))
                 if profiler:
                     out = io.StringIO()
                     pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top + 20)
@@ -205,8 +268,16 @@ async def main_async(args: argparse.Namespace) -> int:
         for p in passes:
             counts = "; ".join(f"{s}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items())) for s, c in sorted(p.counts.items()))
             per_cpu = p.records / p.cpu if p.cpu else float("inf")
-            print(f"{store_name:<10} {p.label:<8} {p.records:>8} {p.seconds:>9.2f} {p.rate:>10.0f} {p.cpu:>7.2f} {per_cpu:>10.0f}  {counts}")
             key = "initial" if p.label == "initial" else "noop"
+            print(f"{store_name:<10} {p.label:<8} {p.records:>8} {p.seconds:>9.2f} {p.rate:>10.0f} {p.cpu:>7.2f} {per_cpu:>10.0f}  {counts}")
+            if p.sql:
+                wall, cpu, statements, rows = p.sql
+                ceiling = p.records / wall if wall else float("inf")
+                print(f"{'':<10} {'':<8} inside SQLite: {wall:.2f} s wall, {cpu:.2f} s CPU ({wall / p.seconds:.0%} of the pass),"
+                      f" {statements} statements, {rows} rows; {1e6 * wall / p.records:.0f} µs a record:"
+                      f" at most {ceiling:.0f} records/s were crmsync's Python free")
+                figures[f"{store_name}_{key}_sql_s"] = f"{wall:.2f}"
+                figures[f"{store_name}_{key}_sql_ceiling_records_per_s"] = f"{ceiling:.0f}"
             figures[f"{store_name}_{key}_records_per_s"] = f"{p.rate:.0f}"
             figures[f"{store_name}_{key}_s"] = f"{p.seconds:.2f}"
             figures[f"{store_name}_{key}_records_per_cpu_s"] = f"{per_cpu:.0f}"
@@ -230,6 +301,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="staged changes per reconcile batch")
     parser.add_argument("--profile", action="store_true", help="cProfile one pass and print the top functions")
     parser.add_argument("--profile-pass", choices=["initial", "no-op"], default="initial")
+    parser.add_argument("--sql-time", action="store_true",
+                        help="SQLite: time spent inside SQLite's calls per pass, and the records/s it alone would allow")
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--sort", choices=["cumulative", "tottime"], default="cumulative")
     args = parser.parse_args()
