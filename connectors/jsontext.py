@@ -6,8 +6,10 @@ fraction of the time. What it refuses and the json module writes: integers beyon
 are not strings, lone surrogates. NaN and infinities, which are not JSON (PostgreSQL's JSONB refuses
 them), orjson writes as null.
 
-Reading stays with the json module: orjson reads an integer beyond 64 bits as a float, losing digits,
-and finding such numbers in a text first costs more than the json module's whole parse.
+Texts from elsewhere (the CRMs' answers) are read with the json module: orjson reads an integer beyond
+64 bits as a float, losing digits, and finding such numbers in a text first costs more than the json
+module's whole parse. The state's own texts can be told apart as they are written, so SQLite's are read
+with orjson (sync_engine/state/types.py).
 """
 from __future__ import annotations
 

@@ -108,7 +108,9 @@ def dumps_json(value: Any) -> str:
 def loads_json(text: str) -> Any:
     """What :func:`dumps_json` wrote, as SQLite keeps it: orjson, but the json module for a text led by
     a space and for what orjson cannot read (NaN). PostgreSQL rewrites JSONB, so the lead is gone from
-    what it returns: it reads with :func:`loads_json_exact`."""
+    what it returns: it reads with :func:`loads_json_exact`. (A text written before orjson came in has
+    no lead either; one holding an integer beyond 64 bits would be read as a float. The CRMs send no
+    integers that large: Zoho's 19-digit ids are strings.)"""
     if text[:1] != " ":
         try:
             return orjson.loads(text)
