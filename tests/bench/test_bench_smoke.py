@@ -55,6 +55,15 @@ def test_incremental_noop_pass_writes_nothing_and_changes_are_written_once():
     assert float(figures["noop_t_ratio"]) > 0 and int(figures["noop_max_calls_per_system"]) >= 1
 
 
+def test_engine_syncs_every_record_and_times_sqlite():
+    figures, out = run("engine.py", "--records", "300", "--sql-time")
+    # engine.py itself checks every account reached the other system and the no-op pass wrote nothing.
+    assert int(figures["sqlite_initial_records_per_s"]) > 0
+    assert 0 < float(figures["sqlite_initial_sql_s"]) < float(figures["sqlite_initial_s"])
+    assert int(figures["sqlite_initial_sql_ceiling_records_per_s"]) > int(figures["sqlite_initial_records_per_s"])
+    assert "inside SQLite" in out and "rows written" in out
+
+
 def test_memory_reports_peak_rss_per_size():
     figures, out = run("memory.py", "--sizes", "25", "--no-erp")
     assert figures["complete"] == "1" and float(figures["rss_mb_25"]) > 20
