@@ -332,6 +332,13 @@ class MatchIndex:
         #: the keys that are names: a weak key and every core of one (``keys_of`` keys every company name's
         #: core, whether or not its blocks are searched). Namesakes are looked up on these by system.
         self.weak_set = frozenset(self.weak) | {core_key_field(s.field) for s in specs if not s.strong}
+        #: name field -> its core, where the core is a function of the name's key alone (a region-stripped
+        #: name's core is that key trimmed, see matching.keys_of): records with an equal name key have an
+        #: equal core, so looking the name up finds nothing its core does not. Each lookup of a name walks
+        #: its namesakes in SQLite (see prefetch), so the redundant one doubled the cost of common names.
+        self.core_of = {
+            s.field: core_key_field(s.field) for s in specs if not s.strong and s.normalizer == "company_name_no_region"
+        }
         #: (field, key) -> ids: strong keys read from the table, and every key of the records this batch created
         self.exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         #: (system, field, key) -> ids: weak keys (names) read from the table for a record of that system
@@ -354,8 +361,14 @@ class MatchIndex:
         entity = self.entity
         by_field: dict[str, set[str]] = defaultdict(set)
         prefixes: set[tuple[str, str]] = set()
+        core_of = self.core_of
         for mine in wanted:
             for field, value in mine.items():
+                core = core_of.get(field)
+                if core is not None and core in mine and len(value) < 255:
+                    # Found through its core (see core_of). A key of 255 characters or more is stored cut
+                    # short, and an equal cut-short key does not mean an equal core: that one is looked up.
+                    continue
                 by_field[field].add(value[:255])
             for field in self.weak:
                 if len(mine.get(field, "")) >= 2:

@@ -193,3 +193,64 @@ def test_the_namesake_filter_reads_the_links_index_only(session):
     for statement, parameters in statements:
         plan = [row[3] for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
         assert any(step.startswith("SEARCH links USING COVERING INDEX") for step in plan), plan
+
+
+def _match_key_lookups(session, run) -> list[tuple]:
+    """The parameters of the exact-key lookups on match_keys that ``run`` makes."""
+    from sqlalchemy import event
+
+    found: list[tuple] = []
+
+    def collect(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().startswith("SELECT match_keys.value"):
+            found.append(tuple(parameters))
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", collect)
+    try:
+        run()
+    finally:
+        event.remove(bind, "before_cursor_execute", collect)
+    return found
+
+
+def test_a_region_stripped_name_is_looked_up_through_its_core_alone(session):
+    """Equal region-stripped name keys have equal cores (the core is that key trimmed), so the name's own
+    lookup found nothing more: it only walked the same namesakes in SQLite a second time. Each record
+    still finds its namesakes, and those linked in its system are still left out."""
+    from sync_engine.matching import keys_of
+
+    mine = keys_of(SPECS, {"name": "深圳市华为技术有限公司"})
+    assert mine == {"name": "华为技术", "name#core": "华为技术"}
+    for i, raw in enumerate(["华为技术有限公司", "深圳华为技术有限公司（2）", "Huawei"]):
+        cid = f"hw{i}"
+        session.add(Record(entity="account", canonical_id=cid, values={}))
+        for field, value in keys_of(SPECS, {"name": raw}).items():
+            session.add(MatchKey(entity="account", field=field, value=value, canonical_id=cid))
+    session.flush()
+    session.add(Link(entity="account", canonical_id="hw1", system="fx", object="AccountObj", external_id="fx-hw1"))
+    session.flush()
+    index = MatchIndex(session, "account", SPECS)
+    lookups = _match_key_lookups(session, lambda: index.prefetch([mine], "fx"))
+    assert lookups and all("name" not in params for params in lookups), lookups
+    assert any("name#core" in params for params in lookups)
+    # The namesakes, found through the core; hw1 has its fx record already, so it is left out for a record
+    # of fx. "Huawei" is another name, not a namesake.
+    assert index.exact_weak[("fx", "name#core", "华为技术")] == {"hw0"}
+    assert "hw0" in {c.canonical_id for c in index.candidates(mine, "fx")}
+    index.prefetch([mine], "zoho")
+    assert index.exact_weak[("zoho", "name#core", "华为技术")] == {"hw0", "hw1"}
+    assert {"hw0", "hw1"} <= {c.canonical_id for c in index.candidates(mine, "zoho")}
+
+
+def test_a_name_stored_cut_short_is_still_looked_up_by_name(session):
+    """Keys are stored cut to 255 characters: two long names equal in their first 255 may have different
+    cores, so a long name is looked up by its own key as well."""
+    from sync_engine.matching import keys_of
+
+    long_name = "星" * 300 + "科技有限公司"
+    mine = keys_of(SPECS, {"name": long_name})
+    assert len(mine["name"]) >= 255
+    index = MatchIndex(session, "account", SPECS)
+    lookups = _match_key_lookups(session, lambda: index.prefetch([mine], "fx"))
+    assert any("name" in params for params in lookups), lookups
