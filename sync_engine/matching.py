@@ -194,7 +194,7 @@ def score(
         if a == b:
             value, why = CONFIDENT, f"same {spec.field}"
         else:
-            ratio = difflib.SequenceMatcher(None, a, b).ratio()
+            ratio = _ratio(a, b, SIMILAR if min_score is None else min(SIMILAR, min_score))
             if min_score is not None and ratio >= min_score:
                 # Alike enough for this company's data (match.min_score): as good as the same name.
                 value, why = CONFIDENT, f"similar {spec.field} ({ratio:.0%}, match.min_score {min_score:g})"
@@ -210,6 +210,22 @@ def score(
     if strong_equal and contradicting:
         return WEAK, f"same {', '.join(strong_equal)} but different {', '.join(contradicting)}"
     return best, reason
+
+
+def _ratio(a: str, b: str, floor: float) -> float:
+    """difflib's ratio of two names, or an upper bound of it when that bound is below ``floor``.
+
+    Below ``floor`` (the lowest ratio :func:`score` tells apart) a name only scores half its ratio, which
+    no decision counts (under WEAK). Most candidates of a name block end there, and the bound (characters
+    in common, regardless of order) costs a fraction of the ratio (the longest common blocks). The bound
+    is above 0 exactly when the ratio is, which :func:`score` also reads, as long as difflib does not
+    treat frequent characters as junk: it does from 200 characters on, so long names get the ratio."""
+    matcher = difflib.SequenceMatcher(None, a, b)
+    if len(b) < 200:
+        bound = matcher.quick_ratio()
+        if bound < floor:
+            return bound
+    return matcher.ratio()
 
 
 def _strongly_equal(specs: Sequence[KeySpec], mine: Mapping[str, str], theirs: Mapping[str, str]) -> bool:

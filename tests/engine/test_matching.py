@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sync_engine.matching import Candidate, KeySpec, decide, default_keys, keys_of
 
 SPECS = default_keys("account")
@@ -138,3 +141,54 @@ def test_region_stripped_name_keys_get_the_same_cores():
     assert cores["Shenzhen Huawei Technologies Co., Ltd."] == cores["Huawei Technologies GmbH"] == "huaweitechnologies"
     assert cores["广东美的集团"] == cores["美的集团股份有限公司"] == "美的"
     assert cores["深圳市华为技术有限公司"] == "华为技术"
+
+
+# --- the ratio's shortcut: an upper bound where it is below what a decision counts -------------------------
+
+_NAME_CHARS = "华为技术有限公司深圳星河电子器ABab "
+
+
+def _exact_ratio(a: str, b: str, floor: float) -> float:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mine=st.text(_NAME_CHARS, min_size=1, max_size=12),
+    theirs=st.lists(st.text(_NAME_CHARS, min_size=1, max_size=12), min_size=1, max_size=6),
+    taxes=st.lists(st.sampled_from([None, "91440300A", "91440300B"]), min_size=7, max_size=7),
+    domains=st.lists(st.sampled_from([None, "huawei.com", "vivo.com"]), min_size=7, max_size=7),
+    min_score=st.sampled_from([None, 0.5, 0.8, 0.95]),
+)
+def test_the_ratio_shortcut_decides_as_the_exact_ratio_does(mine, theirs, taxes, domains, min_score):
+    """Candidates whose names have too few characters in common are not compared in full (difflib's
+    quick_ratio bounds the ratio): the decision — outcome, candidates kept, their scores and reasons — is
+    the one the exact ratio gives, with strong keys equal, contradicting or missing."""
+    from unittest import mock
+
+    from sync_engine import matching as m
+
+    specs = [m.KeySpec("tax_id", "tax_id", True), m.KeySpec("domain", "domain", True), m.KeySpec("name", "company_name", False)]
+
+    def keys(name, tax, domain):
+        return {k: v for k, v in {"name": name, "tax_id": tax, "domain": domain}.items() if v}
+
+    me = keys(mine, taxes[0], domains[0])
+    candidates = [m.Candidate(f"c{i}", keys(name, taxes[i + 1], domains[i + 1])) for i, name in enumerate(theirs)]
+    fast = m.decide(specs, me, candidates, system="fx", min_score=min_score)
+    with mock.patch.object(m, "_ratio", _exact_ratio):
+        exact = m.decide(specs, me, candidates, system="fx", min_score=min_score)
+    assert fast == exact
+
+
+def test_the_ratio_shortcut_skips_the_full_comparison_of_unlike_names():
+    from unittest import mock
+
+    from sync_engine import matching as m
+
+    with mock.patch("difflib.SequenceMatcher.get_matching_blocks", side_effect=AssertionError("compared in full")):
+        assert m._ratio("华为技术", "星河电子", 0.8) == 0.0
+        assert 0 < m._ratio("华为技术", "华信电子", 0.8) < 0.8
+    assert m._ratio("华为技术", "华为技术服务", 0.8) == 0.8  # 8 / 10: compared in full
