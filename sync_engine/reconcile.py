@@ -295,7 +295,11 @@ def reconcile_batch(
             outcome.touched += 1
             done.extend(change for change, _ in items)
         if cache.rekey:
-            rec.replace_match_keys_many(session, entity, specs, cache.rekey, new=cache.new_records)
+            rec.replace_match_keys_many(
+                session, entity, specs, cache.rekey, new=cache.new_records,
+                # Every link of these records is in the cache (load_records, and the batch's own links).
+                linked={cid: cache.links.get(cid, {}).keys() for cid in cache.rekey},
+            )
         if cache.notified_done:
             notices.forget(session, cache.notified_done)
         # The batch's staged rows are plain rows (see SyncEngine._reconcile_all): reconciled or dropped ones

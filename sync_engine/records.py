@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import TextClause, delete, select, text
+from sqlalchemy import TextClause, delete, func, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,7 +27,7 @@ from .merge import values_equal
 from .state import bulk
 from .state.models import AuditEvent, DeadLetter, Link, Record, Snapshot
 from .state.models.enums import DeadLetterStage, Origin, SnapshotAction
-from .state.models.pipeline import MatchKey, OutboxWrite
+from .state.models.pipeline import LINKED_LEN, MatchKey, OutboxWrite
 from .state.types import utc_now
 
 
@@ -253,21 +253,52 @@ def audit(
         session.add(AuditEvent(**row))
 
 
+def linked_text(systems: Collection[str]) -> str:
+    """``match_keys.linked`` for a record with links in ``systems``: " a b ", or "" for none.
+
+    The column promises only that the record is linked in each system it names (links are never
+    removed), so names that would not fit are left out rather than cut."""
+    text = " "
+    for system in sorted(systems):
+        if " " in system:
+            continue  # names are separated by spaces (config keys may hold one: such a name is not listed)
+        if len(text) + len(system) + 1 > LINKED_LEN:
+            break
+        text += system + " "
+    return text if text != " " else ""
+
+
+def linked_filter(dialect: str, system: str) -> ColumnElement[bool] | None:
+    """Keys whose ``linked`` does not name ``system`` (a plain substring test: LIKE would read ``_`` as
+    a wildcard and, on SQLite, ignore case). None for a name with a space, which the column never lists
+    (" a b " would read as the system "a b")."""
+    if " " in system:
+        return None
+    needle = f" {system} "
+    position = func.instr(MatchKey.linked, needle) if dialect == "sqlite" else func.strpos(MatchKey.linked, needle)
+    return position == 0
+
+
 def replace_match_keys_many(
     session: Session, entity: str, specs: list[KeySpec], values_by_id: Mapping[str, Mapping[str, Any]],
-    *, new: Collection[str] = (),
+    *, new: Collection[str] = (), linked: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Re-index the keys of many records: one DELETE per chunk and one multi-row INSERT.
-    ``new``: records created in this transaction, which have no keys to delete yet."""
+    ``new``: records created in this transaction, which have no keys to delete yet.
+    ``linked``: canonical id -> the systems it has links in (any status), for ``match_keys.linked``;
+    a record left out gets "" (its namesakes' links are then checked one by one, as before)."""
     ids = [cid for cid in values_by_id if cid not in new]
     keys = MatchKey.__table__
     for part in chunks(ids):
         session.connection().execute(delete(keys).where(keys.c.entity == entity, keys.c.canonical_id.in_(part)))
-    rows = [
-        {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid}
-        for cid, values in values_by_id.items()
-        for field, key in keys_of(specs, values).items()
-    ]
+    linked = linked or {}
+    rows = []
+    for cid, values in values_by_id.items():
+        systems = linked_text(linked.get(cid, ()))
+        rows.extend(
+            {"entity": entity, "field": field, "value": key[:255], "canonical_id": cid, "linked": systems}
+            for field, key in keys_of(specs, values).items()
+        )
     bulk.insert_rows(session, MatchKey.__table__, rows)
 
 
@@ -374,6 +405,7 @@ class MatchIndex:
                 if len(mine.get(field, "")) >= 2:
                     prefixes.add((field, mine[field][:2]))
         ids: set[str] = set()
+        dialect = self.session.get_bind().dialect.name
         for field, values in by_field.items():
             weak = field in self.weak_set
             for part in chunks(sorted(values)):
@@ -382,9 +414,14 @@ class MatchIndex:
                     .where(MatchKey.entity == entity, MatchKey.field == field, MatchKey.value.in_(part))
                 )
                 if weak and system is not None:
-                    # Every link counts, deleted ones too (as in self.systems below). The subquery selects
-                    # an indexed column, not `*`: SQLite then answers each namesake from the index alone
-                    # instead of also reading its link row (a random page of a large table, per namesake).
+                    # Every link counts, deleted ones too (as in self.systems below). Most namesakes of a
+                    # common name are ruled out by their key's `linked` (read from the key's own index
+                    # entry); the rest by their links. The subquery selects an indexed column, not `*`:
+                    # SQLite then answers each namesake from the index alone instead of also reading its
+                    # link row (a random page of a large table, per namesake).
+                    by_column = linked_filter(dialect, system)
+                    if by_column is not None:
+                        query = query.where(by_column)
                     query = query.where(~select(Link.canonical_id).where(
                         Link.entity == MatchKey.entity, Link.canonical_id == MatchKey.canonical_id, Link.system == system,
                     ).exists())
@@ -412,7 +449,6 @@ class MatchIndex:
                 self.similar[(field, prefix)] = sorted(found.get(i, []) + made)[:FUZZY_CANDIDATES]
         for part in chunks(sorted(ids)):
             # Straight to the driver: SQLAlchemy would expand and process the ids one by one each time.
-            dialect = self.session.get_bind().dialect.name
             for cid, field, value in bulk.select_rows(
                 self.session, _keys_of_records_sql(dialect, len(part), len(self.scored)), [entity, *part, *self.scored]
             ) if self.scored else ():

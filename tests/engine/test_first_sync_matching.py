@@ -152,3 +152,29 @@ async def test_min_score_links_names_that_differ_in_a_leading_region(memory_plug
     linked, reviews, counts = await _first_sync_pairs(f"sqlite:///{tmp_path / 'default.db'}", f"{{{keys}}}", REGION_PAIRS)
     assert linked == [False, False, False, False]
     assert len(reviews) == 2 and all(any(name in pair for pair in REGION_PAIRS[2:]) for name in reviews), reviews
+
+
+async def test_match_keys_name_the_systems_their_record_is_linked_in(engine, systems):
+    """The keys a sync writes say where their record has links (match_keys.linked): a later record of
+    one of those systems skips them on a name without checking the record's links one by one."""
+    from sync_engine.state.models.pipeline import MatchKey
+
+    fx, zoho = systems["fx"], systems["zoho"]
+    only_fx = fx.user_create("AccountObj", {"name": "深圳市华为技术有限公司"})
+    fx.user_create("AccountObj", {"name": "星河电子有限公司"})
+    zoho.user_create("Accounts", {"Account_Name": "星河电子"})
+    await engine.run_all()
+
+    with engine.rt.store.read() as s:
+        cid_of = {(system, ext): cid for cid, system, ext in s.execute(select(Link.canonical_id, Link.system, Link.external_id))}
+        linked = {(cid, field): value for cid, field, value in s.execute(select(MatchKey.canonical_id, MatchKey.field, MatchKey.linked))}
+        links = {(cid, system) for cid, system in s.execute(select(Link.canonical_id, Link.system))}
+    huawei = cid_of[("fx", only_fx)]
+    # Keyed when the first pass created it from Fxiaoke: the Zoho copy was made after (push), so its
+    # keys may not name Zoho yet; they never name a system it has no link in.
+    assert " fx " in linked[(huawei, "name")] and " fx " in linked[(huawei, "name#core")]
+    for (cid, _), text in linked.items():
+        assert {(cid, system) for system in text.split()} <= links
+    xinghe = {cid for (system, _), cid in cid_of.items()} - {huawei}
+    assert len(xinghe) == 1, "星河电子 matched across the two systems"
+    assert set(linked[(xinghe.pop(), "name")].split()) == {"fx", "zoho"}

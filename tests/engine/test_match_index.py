@@ -254,3 +254,53 @@ def test_a_name_stored_cut_short_is_still_looked_up_by_name(session):
     index = MatchIndex(session, "account", SPECS)
     lookups = _match_key_lookups(session, lambda: index.prefetch([mine], "fx"))
     assert any("name" in params for params in lookups), lookups
+
+
+def test_linked_text_names_whole_systems_that_fit():
+    from sync_engine.records import linked_text
+    from sync_engine.state.models.pipeline import LINKED_LEN
+
+    assert linked_text([]) == ""
+    assert linked_text({"zoho", "fx"}) == " fx zoho "
+    many = [f"system{i:03d}_{'x' * 40}" for i in range(10)]
+    text = linked_text(many)
+    assert len(text) <= LINKED_LEN and text.startswith(" ") and text.endswith(" ")
+    # Never a name cut short: the column promises links, so a system that does not fit is left out.
+    assert set(text.split()) < set(many)
+    # Names are separated by spaces: a name holding one is never listed (" a b " is not "a b").
+    assert linked_text({"a", "b", "my erp"}) == " a b "
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store_session(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_databases")()
+    store = StateStore.open(url)
+    migrate.upgrade(store.engine)
+    with store.write() as session:
+        yield session
+    store.dispose()
+
+
+def test_namesakes_whose_keys_name_the_system_are_left_out_on_their_keys_alone(any_store_session):
+    """match_keys.linked rules a namesake out without its links being read: here its key says fx and it
+    has no link row at all (which the engine never writes; it shows which of the two decided). A system
+    name is matched whole and case-sensitively: `erp_1` is not `erpx1`, `FX` is not `fx`."""
+    from sync_engine.matching import keys_of
+
+    session = any_store_session
+    mine = keys_of(SPECS, {"name": "Vertex Energy"})
+    for cid, linked in (("k-fx", " fx zoho "), ("k-none", ""), ("k-erp", " erp_1 "), ("k-upper", " FX ")):
+        session.add(Record(entity="account", canonical_id=cid, values={}))
+        for field, value in mine.items():
+            session.add(MatchKey(entity="account", field=field, value=value, canonical_id=cid, linked=linked))
+    session.flush()
+    index = MatchIndex(session, "account", SPECS)
+    index.prefetch([mine], "fx")
+    assert index.exact_weak[("fx", "name#core", mine["name#core"])] == {"k-none", "k-erp", "k-upper"}
+    index.prefetch([mine], "erpx1")
+    assert index.exact_weak[("erpx1", "name#core", mine["name#core"])] == {"k-fx", "k-none", "k-erp", "k-upper"}
+    index.prefetch([mine], "erp_1")
+    assert index.exact_weak[("erp_1", "name#core", mine["name#core"])] == {"k-fx", "k-none", "k-upper"}
+    # "fx zoho" is not listed as such, though " fx zoho " holds it: the column is not read for it.
+    index.prefetch([mine], "fx zoho")
+    assert index.exact_weak[("fx zoho", "name#core", mine["name#core"])] == {"k-fx", "k-none", "k-erp", "k-upper"}

@@ -152,3 +152,49 @@ def test_unsupported_urls_are_config_errors(url):
     with pytest.raises(StateStoreConfigError) as info:
         normalise_url(url)
     assert ":pw@" not in str(info.value)
+
+
+def _keys_get_their_records_links(url: str) -> None:
+    """0007 adds match_keys.linked, filled from each record's links (every status), and keeps every key;
+    its downgrade keeps them too. On SQLite the table becomes WITHOUT ROWID."""
+    assert upgrade(url, "0006") == "0006"
+    engine = create_engine(normalise_url(url))
+    now = "2026-11-27 10:00:00"
+    try:
+        with engine.begin() as conn:
+            for cid in ("c1", "c2", "c3"):
+                conn.execute(text(
+                    "INSERT INTO records (entity, canonical_id, \"values\", version, deleted, created_at, updated_at)"
+                    " VALUES ('account', :cid, '{}', 1, false, :now, :now)"), {"cid": cid, "now": now})
+            for cid, system, status in (("c1", "fx", "active"), ("c1", "zoho", "deleted"), ("c2", "zoho", "active")):
+                conn.execute(text(
+                    "INSERT INTO links (entity, canonical_id, system, object, external_id, status, created_at)"
+                    " VALUES ('account', :cid, :system, 'Accounts', :ext, :status, :now)"),
+                    {"cid": cid, "system": system, "ext": f"{system}-{cid}", "status": status, "now": now})
+            for cid, value in (("c1", "华为技术"), ("c2", "华为技术"), ("c3", "星河电子")):
+                conn.execute(text(
+                    "INSERT INTO match_keys (entity, field, value, canonical_id) VALUES ('account', 'name#core', :v, :cid)"
+                ), {"v": value, "cid": cid})
+        assert upgrade(url) == head()
+        assert schema_drift(url) == []
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT canonical_id, linked FROM match_keys")).all())
+            assert rows == {"c1": " fx zoho ", "c2": " zoho ", "c3": ""}
+            if engine.dialect.name == "sqlite":
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'match_keys'")).scalar_one()
+                assert "WITHOUT ROWID" in sql
+        assert downgrade(url, "0006") == "0006"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM match_keys")).scalar_one() == 3
+            assert "linked" not in {c["name"] for c in inspect(conn).get_columns("match_keys")}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_match_keys_get_their_records_links(sqlite_url):
+    _keys_get_their_records_links(sqlite_url)
+
+
+@pytest.mark.postgres
+def test_postgres_match_keys_get_their_records_links(pg_databases):
+    _keys_get_their_records_links(pg_databases())

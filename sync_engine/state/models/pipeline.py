@@ -120,15 +120,30 @@ class NotifiedChange(Base):
     )
 
 
+#: room for the systems' names in ``match_keys.linked``
+LINKED_LEN = 255
+
+
 class MatchKey(Base):
+    """A record's normalised key (tax id, domain, name …) that a record of another system may match on.
+
+    ``linked`` names systems the record had a link in when its keys were written (see
+    :func:`sync_engine.records.linked_text`): never one it has no link in (links are never removed), but
+    maybe not every one. A record of system S cannot take a namesake already linked in S; a common name
+    has thousands of namesakes, and checking each one's links is a random read of the links index. The
+    ones this column already rules out are skipped without it. On SQLite the table is WITHOUT ROWID, so
+    the column is read from the key's own index entry.
+    """
+
     __tablename__ = "match_keys"
 
     entity: Mapped[str] = mapped_column(String(ENTITY_LEN), primary_key=True)
     field: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
     canonical_id: Mapped[str] = mapped_column(String(CANONICAL_ID_LEN), primary_key=True)
+    linked: Mapped[str] = mapped_column(String(LINKED_LEN), nullable=False, default="", server_default="")
 
-    __table_args__ = (Index("ix_match_keys_record", "entity", "canonical_id"),)
+    __table_args__ = (Index("ix_match_keys_record", "entity", "canonical_id"), {"sqlite_with_rowid": False})
 
 
 class TriggerFiring(Base):
