@@ -229,20 +229,23 @@ class Mapper:
     def __post_init__(self) -> None:
         self._read_rules = [r for r in self.rules if r.read]
         self._write_rules = [r for r in self.rules if r.write]
+        # Read for every record a sync plans to write: built once (finalize() builds them again).
+        self._read_fields = tuple(r.canonical for r in self._read_rules)
+        self._write_fields = tuple(r.canonical for r in self._write_rules)
 
     def finalize(self) -> None:
         self.__post_init__()
 
     # -- introspection ---------------------------------------------------
     @property
-    def read_fields(self) -> list[str]:
+    def read_fields(self) -> tuple[str, ...]:
         """Canonical fields this system supplies."""
-        return [r.canonical for r in self._read_rules]
+        return self._read_fields
 
     @property
-    def write_fields(self) -> list[str]:
+    def write_fields(self) -> tuple[str, ...]:
         """Canonical fields written to this system."""
-        return [r.canonical for r in self._write_rules]
+        return self._write_fields
 
     def system_fields(self) -> list[str]:
         """Top-level system fields to request in pulls (mapped fields and those transforms read)."""
