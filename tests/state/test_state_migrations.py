@@ -155,8 +155,9 @@ def test_unsupported_urls_are_config_errors(url):
 
 
 def _keys_get_their_records_links(url: str) -> None:
-    """0007 adds match_keys.linked, filled from each record's links (every status), and keeps every key;
-    its downgrade keeps them too. On SQLite the table becomes WITHOUT ROWID."""
+    """0007 adds match_keys.linked, filled from each record's links (every status; not a system whose name
+    holds a space, as the engine writes it), and keeps every key; its downgrade keeps them too. On SQLite
+    the table becomes WITHOUT ROWID."""
     assert upgrade(url, "0006") == "0006"
     engine = create_engine(normalise_url(url))
     now = "2026-11-27 10:00:00"
@@ -166,7 +167,8 @@ def _keys_get_their_records_links(url: str) -> None:
                 conn.execute(text(
                     "INSERT INTO records (entity, canonical_id, \"values\", version, deleted, created_at, updated_at)"
                     " VALUES ('account', :cid, '{}', 1, false, :now, :now)"), {"cid": cid, "now": now})
-            for cid, system, status in (("c1", "fx", "active"), ("c1", "zoho", "deleted"), ("c2", "zoho", "active")):
+            for cid, system, status in (("c1", "fx", "active"), ("c1", "zoho", "deleted"), ("c2", "zoho", "active"),
+                                        ("c2", "my erp", "active")):
                 conn.execute(text(
                     "INSERT INTO links (entity, canonical_id, system, object, external_id, status, created_at)"
                     " VALUES ('account', :cid, :system, 'Accounts', :ext, :status, :now)"),

@@ -25,17 +25,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: " a b " for a record linked in a and b (how sync_engine.records.linked_text writes it); "" if none.
-#: A list longer than the column is left empty: an empty list only costs the old check of the links.
+#: A name holding a space is not listed (" a b " would read as the system "a b"), and a list longer than
+#: the column is left empty: a name left out only costs the old check of that namesake's links.
 _BACKFILL = {
     "sqlite": (
         "COALESCE((SELECT CASE WHEN length(s) <= 253 THEN ' ' || s || ' ' END FROM"
         " (SELECT group_concat(system, ' ') AS s FROM (SELECT DISTINCT l.system FROM links l"
-        " WHERE l.entity = match_keys.entity AND l.canonical_id = match_keys.canonical_id))), '')"
+        " WHERE l.entity = match_keys.entity AND l.canonical_id = match_keys.canonical_id"
+        " AND instr(l.system, ' ') = 0))), '')"
     ),
     "postgresql": (
         "COALESCE((SELECT CASE WHEN length(s) <= 253 THEN ' ' || s || ' ' END FROM"
         " (SELECT string_agg(DISTINCT l.system, ' ') AS s FROM links l"
-        " WHERE l.entity = match_keys.entity AND l.canonical_id = match_keys.canonical_id) AS agg), '')"
+        " WHERE l.entity = match_keys.entity AND l.canonical_id = match_keys.canonical_id"
+        " AND strpos(l.system, ' ') = 0) AS agg), '')"
     ),
 }
 
