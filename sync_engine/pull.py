@@ -25,7 +25,9 @@ the time ``marked_at`` it was seen) is kept in the cursor's ``tiebreak``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +50,20 @@ def _iso(value: datetime | None) -> str | None:
 
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+#: Built once: ``json.dumps`` with options builds an encoder per call (a third of its cost here).
+_CONTENT = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def version_hash(data: Mapping[str, Any]) -> str:
+    """The content of a record as the system returned it, hashed: with its modified time, what tells one
+    version from another. Two edits in one second share the modified time of a system whose times have
+    whole seconds (Zoho's ``Modified_Time``); a read made between them saw the first, and a later read of
+    the second carries a modified time already reconciled. Its content tells it from a true repeat.
+    Keys are not sorted (a system returns one version's fields in one order): a reordering would only
+    stage a repeat once, and reconciliation drops it by its values."""
+    return hashlib.blake2b(_CONTENT.encode(data).encode(), digest_size=16).hexdigest()
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -80,7 +96,27 @@ def stage_records(
     if not records:
         return 0, 0
     ids = [r.external_id for r in records]
-    seen: dict[str, datetime | None] = {}
+    #: external id -> (modified time, version hash) of the version last reconciled
+    seen: dict[str, tuple[datetime | None, str | None]] = {}
+    hashes: dict[int, str] = {}
+
+    def hash_of(record: SourceRecord) -> str:
+        key = id(record)
+        if key not in hashes:
+            hashes[key] = version_hash(record.data)
+        return hashes[key]
+
+    def repeat(record: SourceRecord) -> bool:
+        """This version (or a newer one) is already reconciled."""
+        known = seen.get(record.external_id)
+        if record.deleted or record.modified_at is None or known is None or known[0] is None:
+            return False
+        if known[0] != record.modified_at:
+            return known[0] > record.modified_at
+        # Same modified time: a repeat unless the content differs (a second edit in the same second).
+        # No hash (a version reconciled before hashes were kept): taken as a repeat, as it always was.
+        return known[1] is None or known[1] == hash_of(record)
+
     if not force:
         # Plain columns, not ORM objects: a pull that re-reads its overlap window (or a settled second)
         # skips most of what it reads, and that check should cost no more than two narrow queries.
@@ -97,18 +133,13 @@ def stage_records(
             if link_entity == entity
         }
         if canonical:
-            for canonical_id, modified in session.connection().execute(
-                select(Snapshot.canonical_id, Snapshot.source_modified_at).where(
+            for canonical_id, modified, source_hash in session.connection().execute(
+                select(Snapshot.canonical_id, Snapshot.source_modified_at, Snapshot.source_hash).where(
                     Snapshot.entity == entity, Snapshot.system == system, Snapshot.canonical_id.in_(list(canonical))
                 )
             ):
-                seen[canonical[canonical_id]] = modified
-    wanted = [
-        r.external_id
-        for r in records
-        if not (not r.deleted and r.modified_at is not None and seen.get(r.external_id) is not None
-                and seen[r.external_id] >= r.modified_at)
-    ] if seen else ids
+                seen[canonical[canonical_id]] = (modified, source_hash)
+    wanted = [r.external_id for r in records if not repeat(r)] if seen else ids
     staged_rows = {
         row.external_id: row
         for row in session.scalars(
@@ -124,14 +155,7 @@ def stage_records(
     new_rows: dict[str, dict[str, Any]] = {}  # inserted together at the end, not as ORM objects one by one
     for record in records:
         ext = record.external_id
-        if (
-            not force
-            and not record.deleted
-            and record.modified_at is not None
-            and ext in seen
-            and seen[ext] is not None
-            and seen[ext] >= record.modified_at
-        ):
+        if not force and repeat(record):
             skipped += 1  # this version (or a newer one) is already reconciled
             continue
         row = staged_rows.get(ext)
@@ -143,6 +167,7 @@ def stage_records(
                 continue
         if row is not None:
             row.data = dict(record.data)
+            row.data_hash = hash_of(record)
             row.modified_at = record.modified_at
             row.deleted = record.deleted
             row.origin = origin
@@ -159,6 +184,7 @@ def stage_records(
                 "modified_at": record.modified_at,
                 "deleted": record.deleted,
                 "data": dict(record.data),
+                "data_hash": hash_of(record),
                 "origin": origin,
                 "run_id": run_id,
                 "status": "pending",

@@ -534,7 +534,7 @@ def _reconcile_record(
             session, entity=entity, canonical_id=cid, system=change.system, values=values,
             modified_at=None if id(change) in cache.unsettled else change.modified_at,
             action=SnapshotAction.READ, hash_of=hash_of, existing=snapshots.get(change.system),
-            look_up=False, read_started=change.staged_at,
+            look_up=False, read_started=change.staged_at, source_hash=change.data_hash,
         )
         link = links.get(change.system)
         if link is not None:

@@ -509,16 +509,18 @@ def save_snapshot(
     existing: Snapshot | None = None,
     look_up: bool = True,
     read_started: datetime | None = None,
+    source_hash: str | None = None,
 ) -> Snapshot:
     """Merge ``values`` into the system's snapshot. ``look_up=False``: the caller knows there is none
     unless it passed ``existing`` (it read them all in one query). ``read_started``: when the read began;
-    ``read_at`` keeps the latest start of a read merged (what any write sent before it may show)."""
+    ``read_at`` keeps the latest start of a read merged (what any write sent before it may show).
+    ``source_hash``: the version's content hash (``pull.version_hash``), kept with ``modified_at``."""
     snap = existing if existing is not None or not look_up else session.get(Snapshot, (entity, canonical_id, system))
     now = utc_now()
     merged = {**(snap.values if snap else {}), **values}
     if snap is None:
         fields = {"entity": entity, "canonical_id": canonical_id, "system": system, "values": merged,
-                  "hash": hash_of(merged), "source_modified_at": None, "read_at": None, "written_at": None,
+                  "hash": hash_of(merged), "source_modified_at": None, "source_hash": None, "read_at": None, "written_at": None,
                   "last_op_key": None, "updated_at": now}
         buffer = buffer_of(session)
         if buffer is not None:
@@ -531,6 +533,7 @@ def save_snapshot(
         snap.hash = hash_of(merged)
     if modified_at is not None:
         snap.source_modified_at = modified_at
+        snap.source_hash = source_hash
     snap.last_action = action
     if action == SnapshotAction.READ:
         started = read_started or now

@@ -128,6 +128,10 @@ class Source:
         """The modified time exactly as the system sent it."""
         raise NotImplementedError
 
+    def rename(self, record_id: str, at: datetime) -> str:
+        """A user gives the record a new name, saved with the modified time ``at``; returns the name."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -159,6 +163,17 @@ class ZohoSource(Source):
     def raw_modified(self, record: SourceRecord) -> Any:
         return record.data["Modified_Time"]
 
+    def rename(self, record_id: str, at: datetime) -> str:
+        name = self.next_name()
+        self.freeze(at)
+        try:
+            [result] = self.emu.store.update(self.object, [{"id": record_id, self.name_field: name}], UI_USER,
+                                             source="admin")
+            assert result["status"] == "success", result
+        finally:
+            self.freeze(None)
+        return name
+
 
 class FxiaokeSource(Source):
     def __init__(self, emu: FxiaokeEmulator, url: str, admin: httpx.Client) -> None:
@@ -186,6 +201,12 @@ class FxiaokeSource(Source):
 
     def raw_modified(self, record: SourceRecord) -> Any:
         return record.data["last_modified_time"]
+
+    def rename(self, record_id: str, at: datetime) -> str:
+        name = self.next_name()
+        self.emu.store.update(self.object, record_id, {"name": name, "last_modified_time": int(at.timestamp() * 1000)},
+                              user="1000", by_api=False, keep_times=True)
+        return name
 
 
 class KingdeeSource(Source):
@@ -218,6 +239,13 @@ class KingdeeSource(Source):
 
     def raw_modified(self, record: SourceRecord) -> Any:
         return record.data["FModifyDate"]
+
+    def rename(self, record_id: str, at: datetime) -> str:
+        name = self.next_name()
+        stamp = at.astimezone(SHANGHAI).replace(tzinfo=None)
+        with self.store.lock:
+            self.store.apply_model(FORMS["BD_Customer"], {"FCUSTID": int(record_id), "FName": name}, stamp=stamp)
+        return name
 
 
 class SqlSource(Source):
@@ -255,6 +283,14 @@ class SqlSource(Source):
         table = demo_schema.erp_customer
         with self.engine.connect() as conn:
             return conn.scalar(select(table.c.modified_at).where(table.c.cust_no == record.external_id))
+
+    def rename(self, record_id: str, at: datetime) -> str:
+        name = self.next_name()
+        table = demo_schema.erp_customer
+        with self.engine.begin() as conn:
+            conn.execute(table.update().where(table.c.cust_no == record_id).values(
+                name=name, modified_at=second(at).astimezone(SHANGHAI).replace(tzinfo=None)))
+        return name
 
     def close(self) -> None:
         self.engine.dispose()

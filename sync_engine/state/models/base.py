@@ -30,6 +30,8 @@ OBJECT_LEN = 128
 EXTERNAL_ID_LEN = 255
 CANONICAL_ID_LEN = 64
 KEY_LEN = 255
+#: a record version's content hash (``pull.version_hash``: 16 bytes, hex)
+VERSION_HASH_LEN = 32
 
 
 class Base(DeclarativeBase):

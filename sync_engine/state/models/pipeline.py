@@ -26,6 +26,7 @@ from .base import (
     KEY_LEN,
     OBJECT_LEN,
     SYSTEM_LEN,
+    VERSION_HASH_LEN,
     Base,
     BigId,
     created_at_column,
@@ -44,6 +45,8 @@ class StagedChange(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     #: the record as the system returned it (system field names and formats)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict, nullable=False)
+    #: ``pull.version_hash(data)``, kept on the snapshot once reconciled
+    data_hash: Mapped[str | None] = mapped_column(String(VERSION_HASH_LEN))
     origin: Mapped[str] = mapped_column(String(16), nullable=False, default="poll")
     #: pending (to reconcile) | review (waiting for a person: ambiguous match) | deferred (reference not synced yet)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")

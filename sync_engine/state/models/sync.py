@@ -29,6 +29,7 @@ from .base import (
     EXTERNAL_ID_LEN,
     OBJECT_LEN,
     SYSTEM_LEN,
+    VERSION_HASH_LEN,
     Base,
     BigId,
     created_at_column,
@@ -116,6 +117,9 @@ class Snapshot(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
     #: the system's own modified time of the record, as last seen.
     source_modified_at: Mapped[datetime | None]
+    #: hash of the record as the system returned it at ``source_modified_at`` (``pull.version_hash``): two
+    #: edits in one second of a system whose times have whole seconds share the modified time, not this.
+    source_hash: Mapped[str | None] = mapped_column(String(VERSION_HASH_LEN))
     last_action: Mapped[SnapshotAction] = mapped_column(
         enum_type(SnapshotAction, "snapshot_action"), default=SnapshotAction.READ, nullable=False
     )
