@@ -227,11 +227,6 @@ def test_the_next_pass_carries_only_what_the_erp_assigned_then_nothing_moves(wor
 
 def test_an_edit_in_one_system_reaches_the_others_once(world, ids):
     acme = links_of(world, "zoho", ids["zoho_acme"])
-    # The previous test's last pass read Acme back from Zoho. Zoho's Modified_Time has whole seconds, and a
-    # version crmsync has reconciled is skipped when read again (pull.stage_records): a user's edit in that
-    # same second would carry the same version and be skipped. A known limit (see #9's session-9 note);
-    # this test is about an edit reaching the others, so it edits in a later second.
-    time.sleep(1.1)
     world.update("zoho", "Accounts", ids["zoho_acme"], {"Phone": "+86 21 6888 0000", "Billing_Street": "上海市浦东新区世纪大道 88 号"})
     reports = world.sync()
     assert counts(reports, "updated") == {"fxiaoke": 1, "erp": 1}
