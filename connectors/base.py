@@ -266,6 +266,13 @@ class Connector(abc.ABC):
         here, and the engine waits that much longer before it settles an instant)."""
         return timedelta(0)
 
+    def timestamp_resolution(self, object: str) -> timedelta:
+        """The step of the object's modified times. Two edits within one step share a modified time, so
+        the engine settles an instant only once a step has passed since a pull saw it (a later edit in
+        that step would otherwise sort at an instant no pull reads again). Whole seconds unless a
+        connector says finer (Zoho's ``Modified_Time``, Kingdee's ``FModifyDate``, most SQL columns)."""
+        return timedelta(seconds=1)
+
     # -- discovery -----------------------------------------------------
     @abc.abstractmethod
     async def list_objects(self) -> list[ObjectInfo]: ...

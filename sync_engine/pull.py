@@ -276,7 +276,7 @@ async def pull_and_stage(
         _save_progress(
             session, key,
             {**progress, "complete": True, "max_seen": _iso(max_seen),
-             "overlap_s": (rt.config.sync.overlap + connector.visibility_lag(object)).total_seconds()},
+             "overlap_s": _settle_after(rt.config.sync.overlap, connector, object).total_seconds()},
         )
 
 
@@ -291,6 +291,14 @@ def _linked(session: Session, system: str, object: str) -> bool:
         return True
     staged = select(StagedChange.external_id).where(StagedChange.system == system, StagedChange.object == object)
     return session.scalar(staged.limit(1)) is not None
+
+
+def _settle_after(overlap: timedelta, connector: Any, object: str) -> timedelta:
+    """How long after a pull saw an instant the next pull must start for that instant to settle: the
+    overlap (plus the connector's own look-back), and at least one step of the source's modified times,
+    or a second edit in the instant's step, made after the pull, would be stamped at a settled instant
+    (a ``sync.overlap`` below one second, with a source of whole seconds)."""
+    return max(overlap + connector.visibility_lag(object), connector.timestamp_resolution(object))
 
 
 def _save_progress(session: Session, key: tuple[str, str, str], state: dict[str, Any]) -> None:

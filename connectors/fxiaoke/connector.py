@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -85,6 +85,10 @@ class FxiaokeConnector(Connector):
         return self.endpoints.check_name(ALIASES.get(key.lower(), key))
 
     # -- reading -------------------------------------------------------------------------
+    def timestamp_resolution(self, object: str) -> timedelta:
+        """``last_modified_time`` is epoch milliseconds."""
+        return timedelta(milliseconds=1)
+
     async def pull(self, request: PullRequest) -> AsyncIterator[Page]:
         async for page in self.puller.pages(self.resolve(request.object), request):
             yield page

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
+from sync_engine import pull
 from sync_engine.state.models import Snapshot
+from sync_engine.state.types import utc_now
 
 from .conftest import Source, counted, second
 
@@ -55,3 +58,27 @@ async def test_a_version_reconciled_before_hashes_were_kept_is_still_a_repeat(so
         assert sync.names() == [name]
         with sync.runtime.store.read() as session:
             assert session.scalar(select(Snapshot.source_hash).where(Snapshot.system == "src"))
+
+
+#: Fxiaoke's milliseconds settle at once, rightly: an edit in that millisecond cannot come 0.6 s later.
+@pytest.mark.parametrize("source", ["zoho", "kingdee", "sql"], indirect=True)
+async def test_an_instant_settles_only_once_its_second_has_passed(source: Source, make_sync, monkeypatch):
+    """With ``sync.overlap`` between zero and a second, the pass right after the one that saw an instant
+    would settle it (later passes start past it) while the source's clock may still be in that second: a
+    second edit made then, stamped at the settled instant, would never be read. Settling waits one step of
+    the source's modified times too (``Connector.timestamp_resolution``: a second unless the connector says
+    finer)."""
+    at = second(source.clock()) - timedelta(minutes=30)
+    record_id = source.create(at=at)
+    start = utc_now()
+    async with make_sync(source, overlap="500ms") as sync:
+        monkeypatch.setattr(pull, "utc_now", lambda: start)
+        assert counted(await sync.run(), "created", "mem") == 1
+        # 0.6 s later (this machine's clock): past the overlap, but a second's source may still be in it.
+        monkeypatch.setattr(pull, "utc_now", lambda: start + timedelta(milliseconds=600))
+        await sync.run()
+        name = source.rename(record_id, at)
+        monkeypatch.setattr(pull, "utc_now", lambda: start + timedelta(milliseconds=700))
+        report = await sync.run()
+        assert counted(report, "updated", "mem") == 1
+        assert sync.names() == [name]
