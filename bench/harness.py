@@ -433,6 +433,29 @@ def dead_letters(rt_or_url, limit: int = 5) -> list[str]:
     return [f"{s} {c}: {m}" for s, c, m in rows]
 
 
+def left_over(url: str) -> dict[str, dict[str, int]]:
+    """What a pass left for the next one: outbox writes not done, staged changes not reconciled, by
+    (entity, system, status) — where an incomplete first sync stopped."""
+    from sqlalchemy import create_engine, func, select
+
+    from sync_engine.state.models import OutboxWrite, StagedChange
+
+    engine = create_engine(url)
+    found: dict[str, dict[str, int]] = {"outbox": {}, "staged": {}}
+    try:
+        with engine.connect() as conn:
+            for kind, model in (("outbox", OutboxWrite), ("staged", StagedChange)):
+                query = select(model.entity, model.system, model.status, func.count()).group_by(
+                    model.entity, model.system, model.status)
+                if model is OutboxWrite:
+                    query = query.where(model.status.not_in(("done", "superseded")))
+                for entity, system, status, n in conn.execute(query):
+                    found[kind][f"{entity} {system} {status}"] = n
+    finally:
+        engine.dispose()
+    return found
+
+
 def diff_calls(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 

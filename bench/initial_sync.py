@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         zoho_stats = emus["zoho"].admin.get("/stats").json()
         fx_state = emus["fxiaoke"].admin.get("/fxiaoke/state").json()
         why = harness.dead_letters(state_url)
+        left = harness.left_over(state_url)
     errors = [e for r in reports for e in r.errors]
     created = {s: sum(r.counts.get(s, {}).get("created", 0) for r in reports) for s in ("zoho", "erp")}
     in_zoho = sum(zoho_stats["records"].get(ENTITIES[e][1], 0) for e in args.entities)
@@ -146,6 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         print("errors: " + "; ".join(errors[:5]))
     if why:
         print("dead letters: " + "; ".join(why))
+    if any(left.values()):
+        print("left for the next pass: " + "; ".join(f"{kind} {', '.join(f'{k}={n}' for k, n in rows.items())}"
+                                                    for kind, rows in left.items() if rows))
     return {
         "records": total,
         "accounts": counts.get("account", 0),
