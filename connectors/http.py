@@ -152,6 +152,15 @@ class CallStats:
         return {"calls": len(recent), "errors": sum(1 for ok in recent if not ok)}
 
 
+#: How long an idle pooled connection is reused. httpx's default (5 s) equals the keep-alive timeout of
+#: uvicorn, Apache and Node servers: a connection idle just under 5 s was taken from the pool, and if the
+#: event loop then spent a moment on other work (a reconcile batch), the server closed it as the request
+#: went out: a ReadError, and for a create an outcome unknown (in doubt until recovery looks for it; seen
+#: in bench/initial_sync.py, 100 accounts a run in one run of three on a slow day). Well under 5 s leaves
+#: a margin; a new connection costs a handshake on loopback or a few on a WAN.
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
+
 class ApiClient:
     """An ``httpx.AsyncClient`` that caps concurrency and times and counts every call.
 
@@ -178,7 +187,8 @@ class ApiClient:
             timeout=timeout,
             transport=transport,
             headers=headers,
-            limits=httpx.Limits(max_connections=max(concurrency, 1) * 2, max_keepalive_connections=max(concurrency, 1)),
+            limits=httpx.Limits(max_connections=max(concurrency, 1) * 2, max_keepalive_connections=max(concurrency, 1),
+                                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS),
         )
 
     @property
