@@ -156,7 +156,7 @@ class CallStats:
 #: uvicorn, Apache and Node servers: a connection idle just under 5 s was taken from the pool, and if the
 #: event loop then spent a moment on other work (a reconcile batch), the server closed it as the request
 #: went out: a ReadError, and for a create an outcome unknown (in doubt until recovery looks for it; seen
-#: in bench/initial_sync.py, 100 accounts a run in one run of three on a slow day). Well under 5 s leaves
+#: in bench/initial_sync.py: 100 accounts in doubt in 6 runs of 11 on a slow day). Well under 5 s leaves
 #: a margin; a new connection costs a handshake on loopback or a few on a WAN.
 KEEPALIVE_EXPIRY_SECONDS = 2.0
 
