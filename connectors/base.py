@@ -61,7 +61,7 @@ class PullRequest:
     """What to pull.
 
     ``since`` is an *inclusive* lower bound on the modified time (the engine
-    subtracts its overlap window and de-duplicates by (id, modified time)).
+    subtracts its overlap window and de-duplicates by (id, modified time, content hash)).
     ``None`` pulls everything. Records come sorted by modified time ascending
     wherever the API allows it.
     """

@@ -108,6 +108,10 @@ class SqlConnector(Connector):
         configured = self.settings.objects.get(object)
         return timedelta(seconds=configured.overlap_seconds) if configured is not None else timedelta(0)
 
+    def timestamp_resolution(self, object: str) -> timedelta:
+        configured = self.settings.objects.get(object)
+        return timedelta(seconds=configured.modified_resolution()) if configured is not None else timedelta(seconds=1)
+
     async def pull(self, request: PullRequest) -> AsyncIterator[Page]:
         model = await self.reader.model(request.object)
         pages = self.scanner.pull(model, request) if model.hash_mode else self.reader.pull_modified(model, request)

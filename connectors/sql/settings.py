@@ -128,6 +128,15 @@ class ObjectSettings(_Strict):
         ),
     )
     timezone: str | None = Field(None, description="Time zone of naive times in this object's tables (default: the system's).")
+    modified_resolution_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Step of the modified column's values: 86400 for a DATE column, 60 for SQL Server's smalldatetime. "
+            "Default: from `modified_format` (epoch_ms 0.001, epoch_s 1, a pattern by its finest directive), "
+            "else 1. A cursor settles only once a step has passed, so an edit later in the same step is read."
+        ),
+    )
     overlap_seconds: float = Field(
         0.0, ge=0, description="Extra look-back for rows committed late with an older modified time (on top of the engine's overlap)."
     )
@@ -183,6 +192,21 @@ class ObjectSettings(_Strict):
                 "with %Y %m %d %H %M %S %f in that order"
             )
         return value
+
+    def modified_resolution(self) -> float:
+        """Seconds between two distinct values of the modified column (see ``modified_resolution_seconds``)."""
+        if self.modified_resolution_seconds is not None:
+            return self.modified_resolution_seconds
+        fmt = self.modified_format
+        if fmt is None or fmt == "epoch_s":
+            return 1.0
+        if fmt == "epoch_ms":
+            return 0.001
+        directives = set(re.findall(r"%(.)", fmt))
+        for directive, step in (("f", 0.000001), ("S", 1.0), ("M", 60.0), ("H", 3600.0)):
+            if directive in directives:
+                return step
+        return 86400.0
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectSettings:

@@ -1,7 +1,7 @@
 """Settings validation, time conversion and the plugin (no database needed)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 
 import pytest
@@ -105,3 +105,25 @@ def test_plugin_is_registered_and_builds_the_connector():
     assert connector.limits.write_batch == 500
     assert isinstance(plugin.webhook_verifier("erp", settings()), SqlWebhookVerifier)
     assert "erp_sync@127.0.0.1" in connector.status()["database"]
+
+
+@pytest.mark.parametrize(("obj", "seconds"), [
+    ({}, 1.0),  # a DATETIME column
+    ({"modified_column": "ts", "modified_format": "epoch_ms"}, 0.001),
+    ({"modified_column": "ts", "modified_format": "epoch_s"}, 1.0),
+    ({"modified_column": "ts", "modified_format": "%Y-%m-%d %H:%M:%S.%f"}, 0.000001),
+    ({"modified_column": "ts", "modified_format": "%Y%m%d%H%M"}, 60.0),
+    ({"modified_column": "ts", "modified_format": "%Y-%m-%d"}, 86400.0),
+    ({"modified_resolution_seconds": 86400}, 86400.0),  # a DATE column says so
+])
+def test_the_modified_columns_step_is_what_settling_waits_for(obj, seconds):
+    """An edit later in the same step (a day, for a DATE column) has the same modified value; the engine
+    settles an instant only once a step has passed, so it waits this long at least."""
+    connector = SqlConnector("erp", SqlSettings.model_validate(with_object("customer", **obj)))
+    assert connector.timestamp_resolution("customer") == timedelta(seconds=seconds)
+    assert connector.timestamp_resolution("not_configured") == timedelta(seconds=1)
+
+
+def test_a_resolution_must_be_positive():
+    with pytest.raises(ValidationError, match="modified_resolution_seconds"):
+        SqlSettings.model_validate(with_object("customer", modified_resolution_seconds=0))
