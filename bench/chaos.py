@@ -332,7 +332,10 @@ class Edit:
     seq: int
     system: str
     value: str
+    #: when the system answered the edit (it landed at or before this)
     at: float
+    #: when the edit was sent (it landed at or after this); a creation's values: its `at`
+    started: float | None = None
 
 
 @dataclass
@@ -443,6 +446,7 @@ class Driver:
                     await asyncio.sleep(EDIT_SPACING)  # the same field in a second system, before crmsync settles it
                 rid = company.ids[system]
                 value = self._value(f)
+                sent = time.time()
                 response = await self._admin("PATCH", system, f"records/{OBJECT[system]}/{rid}",
                                              json={FIELD[f][system]: value})
                 if response.status_code == 404:
@@ -451,7 +455,7 @@ class Driver:
                     continue
                 response.raise_for_status()
                 done = time.time()
-                company.edits[f].append(Edit(self.seq, system, value, done))
+                company.edits[f].append(Edit(self.seq, system, value, done, sent))
                 company.next_edit[f] = done + EDIT_SPACING
                 self.stats[f"edit {system}"] += 1
                 if i:
@@ -568,6 +572,18 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         for cid, details in session.execute(select(AuditEvent.canonical_id, AuditEvent.details)
                                             .where(AuditEvent.kind == "conflict")):
             conflicts[(cid, (details or {}).get("field"))].append(details or {})
+        #: (canonical id, system, field) -> our checked updates of it: (answer applied at, check read at, value)
+        checked_writes: dict[tuple[str, str, str], list[tuple[float, float | None, object]]] = defaultdict(list)
+        for cid, system, at, details in session.execute(
+            select(AuditEvent.canonical_id, AuditEvent.system, AuditEvent.at, AuditEvent.details)
+            .where(AuditEvent.kind == "write")
+        ):
+            details = details or {}
+            if details.get("action") != "update":
+                continue
+            checked = datetime.fromisoformat(details["checked_at"]).timestamp() if details.get("checked_at") else None
+            for f, change in (details.get("changes") or {}).items():
+                checked_writes[(cid, system, f)].append((at.timestamp(), checked, change[1]))
         letters = Counter(
             f"{d.system} {d.stage} {d.code}: {(d.message or '')[:120]}"
             for d in session.scalars(select(DeadLetter).where(DeadLetter.status == DeadLetterStatus.OPEN))
@@ -575,6 +591,7 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
     engine.dispose()
 
     lost: list[dict] = []
+    in_write_window: list[dict] = []
     duplicates: list[dict] = []
     unreviewed: list[dict] = []
     by_record_time: list[dict] = []
@@ -610,7 +627,13 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                         continue  # (a review freezes the field: no write of ours may have overwritten the last edit)
                     unreviewed.append({"tax_id": tax, "field": f, "values": finals, "edits": _story(edits)})
                     continue
-                lost.append({"tax_id": tax, "field": f, "expected": last, "values": finals, "edits": _story(edits)})
+                story = {"tax_id": tax, "field": f, "expected": last, "values": finals, "edits": _story(edits)}
+                cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
+                if len(distinct) == 1 and _overwritten_after_check(checked_writes, cids, f, edits[-1],
+                                                                   next(iter(distinct))):
+                    in_write_window.append(story)
+                    continue
+                lost.append(story)
                 continue
             acceptable = {last}
             cids = {cid_of.get((s, str(rows[s][ID_FIELD[s]]))) for s in SYSTEMS}
@@ -628,11 +651,15 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
             if len(distinct) == 1 and _lost_by_record_time(conflicts, cids, f, next(iter(distinct)), last):
                 by_record_time.append(story)
                 continue
+            if len(distinct) == 1 and _overwritten_after_check(checked_writes, cids, f, edits[-1], next(iter(distinct))):
+                in_write_window.append(story)
+                continue
             lost.append(story)
     return {
         "companies": len(driver.companies),
         "deleted": sum(1 for c in driver.companies.values() if c.deleted_in),
         "lost": lost,
+        "overwritten_between_check_and_write": in_write_window,
         "duplicates": duplicates,
         "unresolved_conflicts_not_in_review": unreviewed,
         "source_of_truth_wins": sot_wins,
@@ -641,6 +668,26 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         "reviews_open": dict(reviews_open),
         "dead_letters": dict(letters),
     }
+
+
+def _overwritten_after_check(checked_writes: dict, cids: set, field_name: str, last: Edit, final) -> bool:
+    """The last edit was overwritten by our update of that system in the window no API lets us close:
+    the update's check read the record back *before* the edit was sent (so it could not show it), and the
+    update was answered *after* the edit was (so ours landed last). README ("Edit overwritten between the
+    last read and our write"): Fxiaoke and the ERP offer neither a conditional write nor the edited
+    values in their notifications, so nothing brings such an edit back.
+
+    Accepted only when the audit trail proves exactly that for our last update of the field in that
+    system, and it wrote the final value: any other loss, and this one with a check that came back after
+    the edit was sent, stays a loss."""
+    if last.started is None:
+        return False
+    writes = sorted(w for cid in cids for w in checked_writes.get((cid, last.system, field_name), []))
+    if not writes:
+        return False
+    answered, checked, value = writes[-1]
+    return (checked is not None and checked < last.started and answered > last.at
+            and normalized(last.system, field_name, value) == final)
 
 
 def _won_by_source_of_truth(conflicts: dict, cids: set, field_name: str, final, last) -> bool:
@@ -700,7 +747,7 @@ def _at(t: float) -> str:
 def _company_json(c: Company) -> dict:
     return {"tax": c.tax, "name": c.name, "origin": c.origin, "ids": c.ids, "deleted_in": c.deleted_in,
             "deleted_at": c.deleted_at,
-            "edits": {f: [[e.seq, e.system, e.value, e.at] for e in edits] for f, edits in c.edits.items()}}
+            "edits": {f: [[e.seq, e.system, e.value, e.at, e.started] for e in edits] for f, edits in c.edits.items()}}
 
 
 def recheck(workdir: Path) -> dict:
@@ -884,6 +931,11 @@ def print_report(r: dict) -> None:
     print(f"lost updates: {len(r['lost'])}")
     for item in r["lost"][:20]:
         print("   ", json.dumps(item, ensure_ascii=False))
+    window = r.get("overwritten_between_check_and_write", [])
+    print(f"edits overwritten between our check's read and our write (no conditional write; proven by the "
+          f"audit trail): {len(window)}")
+    for item in window[:10]:
+        print("   ", json.dumps(item, ensure_ascii=False))
     print(f"duplicate records: {len(r['duplicates'])}")
     for item in r["duplicates"][:20]:
         print("   ", json.dumps(item, ensure_ascii=False))
@@ -902,7 +954,7 @@ def print_report(r: dict) -> None:
     print(f"serve exit code {r['serve_exit_code']}, tracebacks in serve log: {r['serve_log_tracebacks']}")
     if r.get("serve_log_first_traceback"):
         print(textwrap.indent(r["serve_log_first_traceback"], "    "))
-    print(f"lost={len(r['lost'])} duplicates={len(r['duplicates'])} "
+    print(f"lost={len(r['lost'])} overwritten_after_check={len(window)} duplicates={len(r['duplicates'])} "
           f"unreviewed_conflicts={len(r['unresolved_conflicts_not_in_review'])} echo_writes={sum(r['echo_writes'].values())} "
           f"dead_letters={sum(r['dead_letters'].values())} kills={r['kills']} seconds={r['seconds']['total']}")
 
@@ -926,7 +978,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.recheck:
         result = recheck(args.recheck)
-        print(json.dumps({k: result[k] for k in ("lost", "duplicates", "unresolved_conflicts_not_in_review",
+        print(json.dumps({k: result[k] for k in ("lost", "overwritten_between_check_and_write", "duplicates",
+                                                 "unresolved_conflicts_not_in_review",
                                                  "source_of_truth_wins", "latest_wins_by_record_time",
                                                  "records_not_from_the_driver")},
                          ensure_ascii=False, indent=1, default=str))

@@ -164,6 +164,8 @@ async def _push_chunk(
                                 .values(sent_at=utc_now()))
         ops = [op for _, op in planned]
         connector = rt.connector(system)
+        #: row id -> when the check's last read of that record came back (written to the write's audit event)
+        checked_at: dict[int, Any] = {}
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
             results = [
@@ -178,7 +180,7 @@ async def _push_chunk(
                 # The connector's last moment before the call: the target is read once more (see
                 # _without_overwrites); the updates that would overwrite an edit are withdrawn.
                 asked = [(row_of[op.key], op) for op in updates]
-                return await _checked(rt, uow, report, entity, system, asked, by_id, run_id)
+                return await _checked(rt, uow, report, entity, system, asked, by_id, run_id, checked_at)
 
             for start, end, updates in _runs_of_updates(ops):
                 try:
@@ -203,7 +205,8 @@ async def _push_chunk(
         with uow.tx() as session, session.no_autoflush, rec.batched_inserts(session):
             cache = _ApplyCache.load(session, entity, system, [row_id for row_id, _ in planned])
             for (row_id, op), result in zip(planned, results, strict=True):
-                _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache)
+                _apply(rt, session, report, cache.rows[row_id], op, result, run_id, cache,
+                       checked_at=checked_at.get(row_id))
             cache.save(session)
 
     # Each target system works through its own limits; they do not wait for one another.
@@ -232,7 +235,7 @@ CHECK_ROUNDS = 3
 
 async def _checked(
     rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, asked: list[tuple[int, WriteOp]],
-    rows: dict[int, Any], run_id: int | None,
+    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, Any] | None = None,
 ) -> set[str]:
     """The keys of the updates :func:`_without_overwrites` withdraws, with a read fresh when the write goes out.
 
@@ -244,7 +247,8 @@ async def _checked(
     withdrawn: set[str] = set()
     for round_ in range(CHECK_ROUNDS):
         started = time.monotonic()
-        kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, rows, run_id)}
+        kept = {op.key for _, op in await _without_overwrites(rt, uow, report, entity, system, asked, rows, run_id,
+                                                              checked_at)}
         withdrawn |= {op.key for _, op in asked if op.key not in kept}
         asked = [(row_id, op) for row_id, op in asked if op.key in kept]
         if not asked or time.monotonic() - started <= CHECK_FRESH_SECONDS:
@@ -256,7 +260,7 @@ async def _checked(
 
 async def _without_overwrites(
     rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, planned: list[tuple[int, WriteOp]],
-    rows: dict[int, Any], run_id: int | None,
+    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, Any] | None = None,
 ) -> list[tuple[int, WriteOp]]:
     """Read the records about to be updated once more, right before writing: a user may have edited
     one of the fields since we last read that system (the APIs offer no conditional write). Such an
@@ -317,6 +321,13 @@ async def _without_overwrites(
         _call_failed(rt, uow, report, system, [row_id for row_id, _ in updates], exc)
         held = {row_id for row_id, _ in updates} | outdated
         return [(row_id, op) for row_id, op in planned if row_id not in held]
+    if checked_at is not None:
+        # An edit the target took before this moment was in the answer; one after it, before our write
+        # lands, is overwritten (no conditional write). The audit trail keeps the moment, so such a loss
+        # can be told from a bug (bench/chaos.py's checker does).
+        answered = utc_now()
+        for row_id, _ in updates:
+            checked_at[row_id] = answered
     current = {r.external_id: r for r in records}
     edited: dict[int, Any] = {}
     with uow.tx() as session:
@@ -451,13 +462,13 @@ def _undo_twin(rt: Runtime, session, report: Report, row: OutboxWrite, result: W
 
 def _apply(
     rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id,
-    cache: _ApplyCache | None = None,
+    cache: _ApplyCache | None = None, *, checked_at=None,
 ) -> None:
     entity = row.entity
     model = rt.mappings.models[entity]
     if cache is None:
         cache = _ApplyCache.load(session, entity, row.system, [row.id])
-        _apply(rt, session, report, cache.rows[row.id], op, result, run_id, cache)
+        _apply(rt, session, report, cache.rows[row.id], op, result, run_id, cache, checked_at=checked_at)
         cache.save(session)
         return
     if not result.ok:
@@ -521,11 +532,14 @@ def _apply(
             PlannedWrite(flow=row.flow or "", system=row.system, action=row.action, canonical_id=row.canonical_id,
                          external_id=row.external_id, changes=changes)
         )
+    details = {"action": row.action, "changes": {f: [a, b] for f, (a, b) in changes.items()},
+               "pending": result.pending, "op_key": row.op_key}
+    if checked_at is not None:
+        # When the read that cleared this update came back: the target's edits after it were not seen.
+        details["checked_at"] = checked_at.isoformat()
     rec.audit(
         session, "write", entity=entity, canonical_id=row.canonical_id, system=row.system, object=row.object,
-        external_id=row.external_id, origin=row.origin, run_id=run_id,
-        details={"action": row.action, "changes": {f: [a, b] for f, (a, b) in changes.items()},
-                 "pending": result.pending, "op_key": row.op_key},
+        external_id=row.external_id, origin=row.origin, run_id=run_id, details=details,
     )
 
 

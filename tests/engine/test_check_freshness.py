@@ -107,3 +107,35 @@ async def test_reconciling_many_batches_lets_the_other_workers_run_between_them(
         ticker.cancel()
     assert len(seen) >= 3
     assert all(b > a for a, b in itertools.pairwise(seen)), seen
+
+
+async def test_an_update_records_when_its_check_read_came_back(engine, systems, monkeypatch):
+    """The audit trail says when the read that cleared an update came back: an edit the target took after
+    that moment could not be seen, and bench/chaos.py's checker tells such an overwritten edit (no API
+    offers a conditional write) from a loss of ours by it."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from sync_engine.state.models import AuditEvent
+    from sync_engine.state.types import utc_now
+
+    fx, zoho = systems["fx"], systems["zoho"]
+    rid, zid, _eid = await _linked_company(engine, systems)
+    fx.user_update("AccountObj", rid, {"tel": "0755-fx"})
+    checks = _counted_checks(monkeypatch)
+    before = utc_now()
+    await engine.sync_hints("fx", [ChangeHint("AccountObj", [rid])])
+    assert zoho.records("Accounts")[zid]["Phone"] == "0755-fx"
+    with engine.rt.store.read() as s:
+        (write,) = s.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "write", AuditEvent.system == "zoho", AuditEvent.at >= before,
+        )).all()
+    assert write.details["action"] == "update" and write.details["changes"]["phone"][1] == "0755-fx"
+    checked_at = datetime.fromisoformat(write.details["checked_at"])
+    assert before <= checked_at <= write.at
+    assert ("zoho", [zid]) in checks
+    # A create is not checked (nothing there to overwrite): no such moment.
+    with engine.rt.store.read() as s:
+        creates = s.scalars(select(AuditEvent).where(AuditEvent.kind == "write")).all()
+    assert all("checked_at" not in e.details for e in creates if e.details["action"] == "create")
