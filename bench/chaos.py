@@ -569,9 +569,21 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         }
         reviews_open = Counter(str(r.kind) for r in session.scalars(select(Review).where(Review.status == ReviewStatus.OPEN)))
         conflicts: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for cid, details in session.execute(select(AuditEvent.canonical_id, AuditEvent.details)
-                                            .where(AuditEvent.kind == "conflict")):
+        #: the same, with each event's id (the audit trail's order)
+        conflict_events: dict[tuple[str, str], list[tuple[int, dict]]] = defaultdict(list)
+        for event_id, cid, details in session.execute(select(AuditEvent.id, AuditEvent.canonical_id, AuditEvent.details)
+                                                      .where(AuditEvent.kind == "conflict")):
             conflicts[(cid, (details or {}).get("field"))].append(details or {})
+            conflict_events[(cid, (details or {}).get("field"))].append((event_id, details or {}))
+        #: (canonical id, field) -> changes read from the systems: (event id, system, new value, record modified at)
+        reads: dict[tuple[str, str], list[tuple[int, str, object, str | None]]] = defaultdict(list)
+        for event_id, cid, system, details in session.execute(
+            select(AuditEvent.id, AuditEvent.canonical_id, AuditEvent.system, AuditEvent.details)
+            .where(AuditEvent.kind == "read")
+        ):
+            details = details or {}
+            for f, change in (details.get("changes") or {}).items():
+                reads[(cid, f)].append((event_id, system, change[1], details.get("modified_at")))
         #: (canonical id, system, field) -> our checked updates of it: (answer applied at, check read at, value)
         checked_writes: dict[tuple[str, str, str], list[tuple[float, float | None, object]]] = defaultdict(list)
         for cid, system, at, details in session.execute(
@@ -648,7 +660,10 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                     sot_wins += 1
                 continue
             story = {"tax_id": tax, "field": f, "expected": sorted(acceptable), "values": finals, "edits": _story(edits)}
-            if len(distinct) == 1 and _lost_by_record_time(conflicts, cids, f, next(iter(distinct)), last):
+            if len(distinct) == 1 and (
+                _lost_by_record_time(conflicts, cids, f, next(iter(distinct)), last)
+                or _newer_record_after_a_lost_conflict(conflict_events, reads, cids, f, next(iter(distinct)), edits[-1])
+            ):
                 by_record_time.append(story)
                 continue
             if len(distinct) == 1 and _overwritten_after_check(checked_writes, cids, f, edits[-1], next(iter(distinct))):
@@ -668,6 +683,37 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
         "reviews_open": dict(reviews_open),
         "dead_letters": dict(letters),
     }
+
+
+def _newer_record_after_a_lost_conflict(
+    conflict_events: dict, reads: dict, cids: set, field_name: str, final, last: Edit,
+) -> bool:
+    """The last edit reached crmsync and lost a conflict (the ERP's source of truth, say); then a change
+    of another system, made before the last edit but read later, set the final value, and that system's
+    *record* was modified after the last edit's (a user's edit of another field): by the documented rule
+    the change with the newest modified time is the latest one, and a change read after a conflict was
+    decided is a change of the decided value, not part of that conflict. (Chaos seed 7, session 11: ERP
+    560 wins over Fxiaoke 596 by source of truth; Zoho's 588, made from 560 before 596 and read at its
+    record's time 1.2 s after it, then wins as the only change.)
+
+    Accepted only when the audit trail shows both: a conflict on this field where the last edit's value
+    lost, and after it a read of the final value whose record time is not older than the loser's time
+    in that conflict."""
+    for cid in cids:
+        for event_id, details in conflict_events.get((cid, field_name), []):
+            values, times = details.get("values") or {}, details.get("times") or {}
+            loser = last.system
+            winner = details.get("winner")
+            if loser not in values or normalized(loser, field_name, values[loser]) != normalized(loser, field_name, last.value):
+                continue
+            if winner is None or winner == loser or not times.get(loser):
+                continue
+            lost_at = datetime.fromisoformat(times[loser])
+            for read_id, system, value, modified_at in reads.get((cid, field_name), []):
+                if read_id > event_id and modified_at and normalized(system, field_name, value) == final \
+                        and datetime.fromisoformat(modified_at) >= lost_at:
+                    return True
+    return False
 
 
 def _overwritten_after_check(checked_writes: dict, cids: set, field_name: str, last: Edit, final) -> bool:

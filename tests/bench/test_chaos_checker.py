@@ -43,3 +43,39 @@ def test_only_our_last_write_of_the_field_counts():
 def test_an_edit_from_before_the_start_time_was_kept_is_never_excused():
     old = chaos.Edit(seq=1, system="fx", value="x", at=100.0)  # a kept run's driver.json from before `started`
     assert not chaos._overwritten_after_check(writes(100.3, 99.8), {"cid"}, "domain", old, "d557.example.cn")
+
+
+# -- a change read after a conflict was decided, from a record modified after the loser's edit -----------
+LAST = chaos.Edit(seq=596, system="fx", value="596号", at=43.805, started=43.7)
+LOST_TO_ERP = {("cid", "address"): [(743, {
+    "field": "address", "policy": "source_of_truth:erp", "winner": "erp",
+    "values": {"fx": "596号", "erp": "560号"},
+    "times": {"fx": "2026-11-28T10:20:43.801000+00:00", "erp": "2026-11-28T10:20:38.757000+00:00"},
+})]}
+
+
+def read_of(event_id: int, value: str, modified_at: str) -> dict:
+    return {("cid", "address"): [(event_id, "zoho", value, modified_at)]}
+
+
+def test_a_newer_record_read_after_the_last_edit_lost_its_conflict_is_the_record_time_rule():
+    """Chaos seed 7 (session 11): ERP 560 beat Fxiaoke 596 by source of truth; Zoho's 588, made from 560
+    before 596 but in a record modified at 46 s (a phone edit), was read afterwards and won as the only change."""
+    assert chaos._newer_record_after_a_lost_conflict(
+        LOST_TO_ERP, read_of(800, "588号", "2026-11-28T10:20:46+00:00"), {"cid"}, "address", "588号", LAST)
+
+
+@pytest.mark.parametrize("case, reads, final", [
+    ("the record is older than the loser's edit", read_of(800, "588号", "2026-11-28T10:20:42+00:00"), "588号"),
+    ("read before the conflict was decided", read_of(700, "588号", "2026-11-28T10:20:46+00:00"), "588号"),
+    ("the read carried another value", read_of(800, "577号", "2026-11-28T10:20:46+00:00"), "588号"),
+    ("no read of the final value at all", {}, "588号"),
+])
+def test_otherwise_the_last_edit_stays_lost(case, reads, final):
+    assert not chaos._newer_record_after_a_lost_conflict(LOST_TO_ERP, reads, {"cid"}, "address", final, LAST), case
+
+
+def test_a_conflict_the_last_edit_did_not_take_part_in_proves_nothing():
+    other = chaos.Edit(seq=597, system="fx", value="597号", at=44.0, started=43.9)
+    assert not chaos._newer_record_after_a_lost_conflict(
+        LOST_TO_ERP, read_of(800, "588号", "2026-11-28T10:20:46+00:00"), {"cid"}, "address", "588号", other)
