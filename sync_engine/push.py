@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -165,7 +165,7 @@ async def _push_chunk(
         ops = [op for _, op in planned]
         connector = rt.connector(system)
         #: row id -> when the check's last read of that record came back (written to the write's audit event)
-        checked_at: dict[int, Any] = {}
+        checked_at: dict[int, datetime] = {}
         object = rt.mappings.mapper(entity, system).object
         if dry_run:
             results = [
@@ -235,7 +235,7 @@ CHECK_ROUNDS = 3
 
 async def _checked(
     rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, asked: list[tuple[int, WriteOp]],
-    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, Any] | None = None,
+    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, datetime] | None = None,
 ) -> set[str]:
     """The keys of the updates :func:`_without_overwrites` withdraws, with a read fresh when the write goes out.
 
@@ -260,7 +260,7 @@ async def _checked(
 
 async def _without_overwrites(
     rt: Runtime, uow: UnitOfWork, report: Report, entity: str, system: str, planned: list[tuple[int, WriteOp]],
-    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, Any] | None = None,
+    rows: dict[int, Any], run_id: int | None, checked_at: dict[int, datetime] | None = None,
 ) -> list[tuple[int, WriteOp]]:
     """Read the records about to be updated once more, right before writing: a user may have edited
     one of the fields since we last read that system (the APIs offer no conditional write). Such an
@@ -462,7 +462,7 @@ def _undo_twin(rt: Runtime, session, report: Report, row: OutboxWrite, result: W
 
 def _apply(
     rt: Runtime, session, report: Report, row: OutboxWrite, op: WriteOp, result: WriteResult, run_id,
-    cache: _ApplyCache | None = None, *, checked_at=None,
+    cache: _ApplyCache | None = None, *, checked_at: datetime | None = None,
 ) -> None:
     entity = row.entity
     model = rt.mappings.models[entity]
