@@ -653,7 +653,10 @@ def check(driver: Driver, dumps: dict[str, list[dict]], state_url: str) -> dict:
                 erp_edits = [e for e in edits[1:] if e.system == "erp"]  # edits[0] is the record's creation
                 # The ERP's value wins only a conflict (a change concurrent with the later edit): an ERP
                 # edit synced before a later edit was made is simply older, and the later edit wins.
-                if erp_edits and _won_by_source_of_truth(conflicts, cids, f, erp_edits[-1].value, last):
+                if erp_edits and (
+                    _won_by_source_of_truth(conflicts, cids, f, erp_edits[-1].value, last)
+                    or _erp_edit_unseen_when_the_last_lost(conflict_events, reads, cids, f, erp_edits[-1].value, edits[-1])
+                ):
                     acceptable.add(erp_edits[-1].value)
             if len(distinct) == 1 and distinct <= acceptable:
                 if distinct != {last}:
@@ -734,6 +737,35 @@ def _overwritten_after_check(checked_writes: dict, cids: set, field_name: str, l
     answered, checked, value = writes[-1]
     return (checked is not None and checked < last.started and answered > last.at
             and normalized(last.system, field_name, value) == final)
+
+
+def _erp_edit_unseen_when_the_last_lost(
+    conflict_events: dict, reads: dict, cids: set, field_name: str, erp_value, last: Edit,
+) -> bool:
+    """The last edit lost a conflict to the ERP (source of truth) and the ERP's own last edit, made before
+    the last edit, was first read only after that conflict was decided. No system could hold that ERP
+    value when the last edit was made (we write a value only after reading it), so the two edits were
+    concurrent, and the ERP's wins by policy although it reached crmsync as a change of its own, after the
+    conflict. (Chaos seed 10, session 11: ERP 390 at 12.64 s, Zoho 402 at 13.84 s from the older 278; 402
+    lost to the ERP's 278 at 14.7 s, then 390 was read at 20.5 s and set everywhere.)
+
+    Accepted only when the audit trail shows both, in that order; a last edit made after crmsync had read
+    the ERP's value (and could have written it) is not excused."""
+    for cid in cids:
+        erp_reads = [rid for rid, system, value, _ in reads.get((cid, field_name), [])
+                     if system == "erp" and normalized("erp", field_name, value) == normalized("erp", field_name, erp_value)]
+        if not erp_reads:
+            continue
+        first_read = min(erp_reads)
+        for event_id, details in conflict_events.get((cid, field_name), []):
+            values = details.get("values") or {}
+            if details.get("policy") != "source_of_truth:erp" or details.get("winner") != "erp":
+                continue
+            if last.system in values and last.system != "erp" \
+                    and normalized(last.system, field_name, values[last.system]) == normalized(last.system, field_name, last.value) \
+                    and first_read > event_id:
+                return True
+    return False
 
 
 def _won_by_source_of_truth(conflicts: dict, cids: set, field_name: str, final, last) -> bool:

@@ -79,3 +79,35 @@ def test_a_conflict_the_last_edit_did_not_take_part_in_proves_nothing():
     other = chaos.Edit(seq=597, system="fx", value="597号", at=44.0, started=43.9)
     assert not chaos._newer_record_after_a_lost_conflict(
         LOST_TO_ERP, read_of(800, "588号", "2026-11-28T10:20:46+00:00"), {"cid"}, "address", "588号", other)
+
+
+# -- the ERP's edit, concurrent with the last edit, read only after the last edit lost to the ERP ---------
+ZOHO_LAST = chaos.Edit(seq=402, system="zoho", value="402号", at=13.844, started=13.7)
+ZOHO_LOST_TO_ERP = {("cid", "address"): [(361, {
+    "field": "address", "policy": "source_of_truth:erp", "winner": "erp",
+    "values": {"erp": "278号", "zoho": "402号"},
+    "times": {"erp": "2026-11-28T10:29:59.511000+00:00", "zoho": "2026-11-28T10:30:13+00:00"},
+})]}
+
+
+def erp_read(event_id: int, value: str = "390号") -> dict:
+    return {("cid", "address"): [(event_id, "erp", value, "2026-11-28T10:30:12.631000+00:00")]}
+
+
+def test_an_erp_edit_first_read_after_the_last_edit_lost_to_the_erp_wins_by_policy():
+    """Chaos seed 10 (session 11): ERP 390, then Zoho 402 made from the older 278; 402 lost to the ERP's 278,
+    then 390 was read and set everywhere. The two edits were concurrent: the ERP's wins."""
+    assert chaos._erp_edit_unseen_when_the_last_lost(ZOHO_LOST_TO_ERP, erp_read(433), {"cid"}, "address", "390号", ZOHO_LAST)
+
+
+@pytest.mark.parametrize("case, conflicts, reads", [
+    ("crmsync had read the ERP's value before the conflict (and may have written it)", ZOHO_LOST_TO_ERP, erp_read(300)),
+    ("no read of the ERP's value", ZOHO_LOST_TO_ERP, {}),
+    ("a read of another ERP value", ZOHO_LOST_TO_ERP, erp_read(433, "391号")),
+    ("the last edit never lost to the ERP", {("cid", "address"): [(361, {
+        **ZOHO_LOST_TO_ERP[("cid", "address")][0][1], "winner": "zoho"})]}, erp_read(433)),
+    ("not a source-of-truth conflict", {("cid", "address"): [(361, {
+        **ZOHO_LOST_TO_ERP[("cid", "address")][0][1], "policy": "latest_wins"})]}, erp_read(433)),
+])
+def test_otherwise_the_erp_value_is_no_excuse(case, conflicts, reads):
+    assert not chaos._erp_edit_unseen_when_the_last_lost(conflicts, reads, {"cid"}, "address", "390号", ZOHO_LAST), case
