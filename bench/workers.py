@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"emulator_cpu_ms_per_job_{processes}"] = round(r["emulator_cpu_ms"], 1)
         figures[f"machine_busy_{processes}"] = round(r["machine_busy"], 2)
     # The calls by route show where a round made more than it needs (a token per process, a retry, a
-    # page read twice): with one record a job, the minimum is one read and one write per job.
+    # page read twice): the minimum is a token per process and system, one Fxiaoke read per job, and
+    # Zoho's reads and writes in batches.
     print("calls by route:")
     for processes, r in results.items():
         print(f"  {processes} process(es): " + ", ".join(f"{route} {n}" for route, n in sorted(r["routes"].items())))
