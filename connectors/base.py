@@ -18,9 +18,12 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from .tokens import TokenCache
 
 WriteAction = Literal["create", "update", "upsert", "delete"]
 
@@ -212,6 +215,11 @@ class Connector(abc.ABC):
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+    def share_tokens(self, cache: TokenCache, owner: str) -> None:  # optional hook
+        """Take access tokens from ``cache`` and leave fetched ones there, for the deployment's other
+        processes (see :mod:`connectors.tokens`). ``owner`` names this process. A connector whose
+        system has no fetched tokens, or whose tokens cannot be shared, ignores it."""
 
     @abc.abstractmethod
     async def check(self) -> None:

@@ -5,6 +5,9 @@ job and ops route (so each system's rate-limit budget is shared too).
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from .derive import compile_triggers
 from .metrics import Metrics
 from .state import migrate
 from .state.db import StateStore
+from .token_cache import StateTokenCache
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,11 @@ class Runtime:
             if name not in self.connectors:
                 plugin = registry.get(system.type)
                 self.connectors[name] = plugin.create(name, system.settings, observer=self.metrics)
+        self.token_cache = StateTokenCache.for_store(self.store)
+        if self.token_cache is not None:
+            owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            for connector in self.connectors.values():
+                connector.share_tokens(self.token_cache, owner)
         self._verifiers: dict[str, WebhookVerifier | None] = {}
         self._opened = False
 
@@ -63,6 +72,8 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - closing must not hide the real outcome
                     log.exception("closing %s failed", connector.name)
             self._opened = False
+        if self.token_cache is not None:
+            self.token_cache.close()
 
     async def __aenter__(self) -> Runtime:
         await self.open()

@@ -10,7 +10,8 @@ currentOpenUserId at the top of the JSON body.
 The token endpoint is limited to 10 calls a minute and must not be called
 concurrently, so one caller fetches while the others wait for its result
 (single flight), and a token refused with 20016/20005 is replaced only if no
-one replaced it meanwhile.
+one replaced it meanwhile. With a shared cache (:mod:`connectors.tokens`) that holds
+across processes: a worker started after another takes its token instead of calling.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..errors import AuthError, TransientError
 from ..secrets import register_secret
+from ..tokens import SharedToken, TokenSharing
 from . import codes
 from .limits import window_safe_bucket
 from .settings import FxiaokeSettings
@@ -71,6 +73,7 @@ class TokenManager:
         self.fetches = 0
         self.refreshes_on_error = 0
         self.last_error: str | None = None
+        self.sharing: TokenSharing | None = None
 
     # -- public ----------------------------------------------------------------
     @property
@@ -85,7 +88,7 @@ class TokenManager:
             current = self._token
             if current is not None and self._clock() < current.refresh_at:
                 return current
-            return await self._fetch()
+            return await self._obtain(refused=current.value if current else None)
 
     async def replace(self, refused: Token) -> Token:
         """The API refused ``refused`` (20016/20005): get a new one unless someone already did."""
@@ -93,7 +96,7 @@ class TokenManager:
             if self._token is not None and self._token.value != refused.value:
                 return self._token
             self.refreshes_on_error += 1
-            return await self._fetch()
+            return await self._obtain(refused=refused.value)
 
     def invalidate(self) -> None:
         self._token = None
@@ -119,9 +122,44 @@ class TokenManager:
             "token_fetches": self.fetches,
             "refreshes_after_refusal": self.refreshes_on_error,
             "last_error": self.last_error,
+            **(self.sharing.status() if self.sharing else {}),
         }
 
     # -- internals ---------------------------------------------------------------
+    async def _obtain(self, refused: str | None) -> Token:
+        """A new token: the one another process stored if it is not yet due for refresh, else a fetch."""
+        if self.sharing is None:
+            return await self._fetch()
+        shared, fetched = await self.sharing.obtain(self._fetch_shared, refused=refused, usable=self._usable)
+        if not fetched:
+            self._adopt(shared)
+        return self._token  # type: ignore[return-value]
+
+    async def _fetch_shared(self) -> SharedToken:
+        wall = time.time()
+        token = await self._fetch()
+        expires_in = token.expires_at - token.obtained_at
+        return SharedToken(token.value, wall + expires_in, {"tenant": token.tenant, "expires_in": expires_in, "obtained_at": wall})
+
+    def _usable(self, shared: SharedToken) -> bool:
+        # Not yet inside the documented refresh window: the refresh falls to whichever process's
+        # own (jittered) moment comes first, which then fetches and stores the successor.
+        expires_in = float(shared.extra.get("expires_in") or 0.0)
+        return shared.remaining() > self._margin_range(expires_in)[1] and bool(shared.extra.get("tenant"))
+
+    def _adopt(self, shared: SharedToken) -> None:
+        expires_in = float(shared.extra.get("expires_in") or 0.0)
+        age = max(0.0, time.time() - float(shared.extra.get("obtained_at") or time.time()))
+        now = self._clock()
+        self._token = Token(
+            value=shared.value,
+            tenant=str(shared.extra["tenant"]),
+            obtained_at=now - age,
+            expires_at=now + shared.remaining(),
+            refresh_at=now + max(self._refresh_delay(expires_in) - age, 0.0),
+        )
+        register_secret(shared.value)
+
     def _request(self) -> tuple[str, dict[str, Any]]:
         s = self._settings
         body = {
@@ -178,10 +216,12 @@ class TokenManager:
         what is left of the token, so the age window becomes a window on that;
         shorter-lived tokens (the emulator's ``--token-ttl``) get the same proportions.
         """
+        margin = self._rng.uniform(*self._margin_range(expires_in))
+        return max(expires_in - margin, 0.0)
+
+    def _margin_range(self, expires_in: float) -> tuple[float, float]:
+        """The refresh window as seconds of life left: (latest, earliest) margin before expiry."""
         s = self._settings
         lifetime = max(TOKEN_LIFETIME, expires_in)
         scale = min(1.0, expires_in / TOKEN_LIFETIME)
-        margin_lo = (lifetime - s.token_refresh_max_age_seconds) * scale
-        margin_hi = (lifetime - s.token_refresh_min_age_seconds) * scale
-        margin = self._rng.uniform(margin_lo, margin_hi)
-        return max(expires_in - margin, 0.0)
+        return (lifetime - s.token_refresh_max_age_seconds) * scale, (lifetime - s.token_refresh_min_age_seconds) * scale

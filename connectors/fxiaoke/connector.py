@@ -22,6 +22,7 @@ from ..base import (
     WriteResult,
 )
 from ..errors import AuthError, RecordRejected
+from ..tokens import TokenCache, TokenSharing
 from .client import FxiaokeClient, utc_now
 from .discovery import Discovery
 from .paging import Puller
@@ -59,6 +60,12 @@ class FxiaokeConnector(Connector):
     # -- life cycle ----------------------------------------------------------------------
     async def close(self) -> None:
         await self.client.aclose()
+
+    def share_tokens(self, cache: TokenCache, owner: str) -> None:
+        s = self.settings
+        path = s.paths.token if s.auth_style == "current" else s.paths.legacy_token
+        identity = (s.host, path, s.app_id, s.app_secret.get_secret_value(), s.permanent_code.get_secret_value())
+        self.client.tokens.sharing = TokenSharing(cache, owner, self.type, identity)
 
     async def check(self) -> None:
         try:

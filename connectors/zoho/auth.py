@@ -4,6 +4,8 @@ The access token is cached and refreshed shortly before it expires, and once mor
 when the API calls it ``INVALID_TOKEN``. Concurrent callers that find the token
 stale wait for the single refresh in flight instead of each starting their own
 (Zoho keeps at most 30 access tokens per refresh token and deletes the oldest).
+With a shared cache (:mod:`connectors.tokens`) the deployment's processes use one token
+too: a refresh first looks for the one another process stored.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 from connectors.errors import AuthError, RateLimited, TransientError
 from connectors.http import ApiClient, RetryPolicy, with_retries
 from connectors.secrets import register_secret
+from connectors.tokens import SharedToken, TokenSharing
 
 from .errors import SYSTEM, describe_body
 from .settings import ZohoSettings
@@ -31,6 +34,14 @@ _TOKEN_ERRORS = {
     "unauthorized_client": "this client may not use the refresh-token grant (unauthorized_client)",
     "invalid_grant": "Zoho Accounts refused the grant (invalid_grant)",
 }
+
+
+def _lifetime(token: SharedToken) -> float:
+    """The life the token had when it was issued (its refresh margin is a share of it)."""
+    try:
+        return float(token.extra["lifetime"])
+    except (KeyError, TypeError, ValueError):
+        return token.remaining()
 
 
 class TokenManager:
@@ -55,6 +66,7 @@ class TokenManager:
         self._margin = settings.token_refresh_margin_seconds
         self.refreshes = 0
         self.last_error: str | None = None
+        self.sharing: TokenSharing | None = None
 
     @property
     def api_domain(self) -> str:
@@ -74,13 +86,44 @@ class TokenManager:
             if self._token is not None and self._token != stale and self._fresh():
                 return self._token
             try:
-                payload = await with_retries(self._request, self.policy, always=True)  # a token: no data written
+                if self.sharing is None:
+                    self._accept(await self._fetch_payload())
+                else:
+                    token, fetched = await self.sharing.obtain(
+                        self._fetch_shared, refused=stale, usable=lambda t: t.remaining() > self._margin_for(_lifetime(t)),
+                    )
+                    if not fetched:
+                        self._adopt(token)
             except AuthError as exc:
                 self.last_error = exc.message
                 raise
-            self._accept(payload)
             self.last_error = None
             return self._token  # type: ignore[return-value]
+
+    async def _fetch_payload(self) -> dict[str, Any]:
+        return await with_retries(self._request, self.policy, always=True)  # a token: no data written
+
+    async def _fetch_shared(self) -> SharedToken:
+        started = time.time()
+        self._accept(await self._fetch_payload())
+        lifetime = self._expires_at - self.clock()
+        extra = {"api_domain": self._api_domain, "lifetime": lifetime}
+        return SharedToken(self._token, started + lifetime, extra)  # type: ignore[arg-type]
+
+    def _adopt(self, token: SharedToken) -> None:
+        """Use the token another process fetched, for what is left of its life."""
+        remaining = token.remaining()
+        self._token = token.value
+        register_secret(token.value)
+        self._expires_at = self.clock() + remaining
+        self._margin = self._margin_for(_lifetime(token))
+        domain = token.extra.get("api_domain")
+        if isinstance(domain, str) and domain.startswith(("http://", "https://")):
+            self._api_domain = domain
+
+    def _margin_for(self, lifetime: float) -> float:
+        # A token shorter-lived than the margin would otherwise be refreshed before every call.
+        return min(self.settings.token_refresh_margin_seconds, lifetime / 4)
 
     def invalidate(self) -> None:
         self._token = None
@@ -130,8 +173,7 @@ class TokenManager:
         self._token = str(payload["access_token"])
         register_secret(self._token)  # never logged, whatever message happens to contain it
         self._expires_at = self.clock() + lifetime
-        # A token shorter-lived than the margin would otherwise be refreshed before every call.
-        self._margin = min(self.settings.token_refresh_margin_seconds, lifetime / 4)
+        self._margin = self._margin_for(lifetime)
         domain = payload.get("api_domain")
         if isinstance(domain, str) and domain.startswith(("http://", "https://")):
             self._api_domain = domain.rstrip("/")
@@ -146,4 +188,5 @@ class TokenManager:
             "auth_error": self.last_error,
             "accounts_url": self.settings.resolved_accounts_url,
             "api_domain": self.api_domain,
+            **(self.sharing.status() if self.sharing else {}),
         }

@@ -23,6 +23,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError
 from connectors.http import RetryPolicy
+from connectors.tokens import TokenCache, TokenSharing
 
 from .client import ZohoClient
 from .discovery import Catalog
@@ -57,6 +58,13 @@ class ZohoConnector(Connector):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+    def share_tokens(self, cache: TokenCache, owner: str) -> None:
+        s = self.settings
+        # Everything that decides which token Zoho Accounts hands out: the data center's token URL,
+        # the client and the refresh token (a token of one is refused with another).
+        identity = (s.token_url, s.client_id, s.client_secret.get_secret_value(), s.refresh_token.get_secret_value())
+        self.client.tokens.sharing = TokenSharing(cache, owner, self.type, identity)
 
     async def check(self) -> None:
         """One token refresh and one metadata call: proves credentials, data center and scopes."""

@@ -278,3 +278,17 @@ def test_a_delete_follows_the_entity_policy(world, ids):
     before = world.writes()
     world.sync()
     assert world.writes() == before
+
+
+def test_each_new_run_takes_the_token_an_earlier_run_left(world, ids):
+    # Every `crmsync sync` above ran in a fresh runtime, as separate processes do: only the first fetched
+    # tokens; the others took them from the state database (Zoho keeps 30 per refresh token and evicts
+    # the oldest; Fxiaoke allows 10 token calls a minute).
+    def token_calls() -> dict[str, int]:
+        zoho = world.admin.get(f"{world.urls['zoho']}/_admin/calls").json()["by_route"]
+        fx = world.admin.get(f"{world.urls['fxiaoke']}/_admin/calls").json()["by_route"]
+        return {"zoho": zoho.get("POST /oauth/v2/token", 0), "fxiaoke": sum(n for r, n in fx.items() if "token" in r.lower())}
+
+    assert token_calls() == {"zoho": 1, "fxiaoke": 1}
+    world.sync()
+    assert token_calls() == {"zoho": 1, "fxiaoke": 1}

@@ -20,7 +20,7 @@ from .jobs import InboxEntry, Job
 from .review import Conflict, Review
 from .sync import Cursor, Link, Record, Snapshot
 from .pipeline import MatchKey, NotifiedChange, OutboxWrite, StagedChange, TriggerFiring
-from .systems import Channel, SystemState
+from .systems import Channel, SharedTokenRow, SystemState
 
 __all__ = [
     "FAILED_JOB_STATUSES",
@@ -54,5 +54,6 @@ __all__ = [
     "RunStatus",
     "Snapshot",
     "SnapshotAction",
+    "SharedTokenRow",
     "SystemState",
 ]

@@ -1,14 +1,22 @@
-"""Per-system runtime state: push-notification channels, auth, pauses and quota."""
+"""Per-system runtime state: push-notification channels, auth, pauses and quota, shared access tokens."""
 from __future__ import annotations
 
 import hmac
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import SYSTEM_LEN, Base, BigId, created_at_column, system_column, updated_at_column
+from .base import (
+    KEY_LEN,
+    SYSTEM_LEN,
+    Base,
+    BigId,
+    created_at_column,
+    system_column,
+    updated_at_column,
+)
 
 
 class Channel(Base):
@@ -57,4 +65,23 @@ class SystemState(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
     #: e.g. {"limit": 50000, "remaining": 41234, "resets_at": "…"}
     quota: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class SharedTokenRow(Base):
+    """An access token the deployment's processes share (see :mod:`connectors.tokens`).
+
+    ``key`` is a hash of the credentials and ``sealed`` is encrypted with a key derived from
+    them: the state database alone does not give anyone a usable token. ``fetch_owner`` and
+    ``fetch_until`` are the claim of the one process fetching a new token while the others wait.
+    Times are epoch seconds of the processes' wall clocks.
+    """
+
+    __tablename__ = "shared_tokens"
+
+    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
+    sealed: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    fetch_owner: Mapped[str | None] = mapped_column(String(KEY_LEN))
+    fetch_until: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = updated_at_column()
