@@ -67,7 +67,8 @@ class ZohoConnector(Connector):
         self.client.tokens.sharing = TokenSharing(cache, owner, self.type, identity)
 
     async def check(self) -> None:
-        """One token refresh and one metadata call: proves credentials, data center and scopes."""
+        """A token (refreshed, or the live one another process left in the shared cache) and one metadata
+        call: proves credentials, data center and scopes."""
         await self.client.tokens.refresh(stale=None)
         self.catalog.forget()
         await self.catalog.modules()
